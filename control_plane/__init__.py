@@ -1,0 +1,1 @@
+"""llmfleet: control_plane."""
