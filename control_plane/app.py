@@ -1,0 +1,53 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from sqlalchemy import Engine
+
+from control_plane import problems
+from control_plane.deps import AppState
+from control_plane.rate_limit import RateLimiter
+from control_plane.routes import audit, clusters, deployments, health, keys, models
+from control_plane.settings import Settings
+from registry.db import make_engine, session_factory, upgrade_to_head
+
+API_DESCRIPTION = """
+llmfleet's control plane: register models and clusters, ask for deployments with a latency SLO and demand,
+and follow what the fleet does. Authenticate with `Authorization: Bearer lf_...`. Errors are RFC 9457
+problem details.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    limiter: RateLimiter | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or make_engine(settings.database_url)
+    if migrate:
+        upgrade_to_head(engine)
+    app = FastAPI(title="llmfleet control plane", version="0.1.0", description=API_DESCRIPTION)
+    app.state.llmfleet = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        limiter=limiter or RateLimiter(settings.mutation_rate_limit_per_minute),
+    )
+    problems.install(app)
+    for module in (health, models, clusters, deployments, keys, audit):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
+            return problems.problem(413, f"request body over {settings.max_request_bytes} bytes")
+        return await call_next(request)
+
+    return app

@@ -1,0 +1,107 @@
+"""Deployments: create (idempotent with Idempotency-Key), list, get, update (If-Match), delete (drains first)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+from fastapi.responses import JSONResponse
+
+from control_plane.deps import Deployer, Reader, SessionDep
+from control_plane.params import DeploymentName
+from control_plane.schemas.deployments import DeploymentCreate, DeploymentPublic, DeploymentUpdate
+from registry import deployments as registry
+from registry import idempotency
+from registry.replicas import live_replicas_of, replicas_of
+
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9._:-]{1,255}$", description="repeat-safe create"),
+]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", pattern=r'^(W/)?"?[0-9]{1,18}"?$', description="resource_version read")
+]
+
+
+def _public(session: SessionDep, row: registry.Deployment) -> DeploymentPublic:
+    return DeploymentPublic.of(row, replicas_of(session, row.id))
+
+
+def _etag(row: registry.Deployment) -> dict[str, str]:
+    return {"ETag": f'"{row.row_version}"'}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=DeploymentPublic)
+def create_deployment(
+    body: DeploymentCreate, session: SessionDep, principal: Deployer, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    request_hash = idempotency.fingerprint(body.model_dump(mode="json"))
+    if idempotency_key is not None:
+        previous = idempotency.find(
+            session, team=principal.team, key=idempotency_key, endpoint="POST /v1/deployments",
+            request_hash=request_hash,
+        )
+        if previous is not None:
+            return JSONResponse(previous.response, status_code=previous.status_code,
+                                headers={"Idempotent-Replayed": "true"})
+    row = registry.create_deployment(
+        session, team=principal.team, actor=principal.actor, name=body.name, spec=body.to_spec()
+    )
+    payload = _public(session, row).model_dump(mode="json")
+    if idempotency_key is not None:
+        idempotency.store(
+            session, team=principal.team, key=idempotency_key, endpoint="POST /v1/deployments",
+            request_hash=request_hash, status_code=201, response=payload,
+        )
+    return JSONResponse(payload, status_code=201, headers=_etag(row))
+
+
+@router.get("")
+def list_deployments(session: SessionDep, principal: Reader) -> list[DeploymentPublic]:
+    return [_public(session, row) for row in registry.list_deployments(session, principal.team)]
+
+
+@router.get("/{name}")
+def get_deployment(name: DeploymentName, session: SessionDep, principal: Reader, response: Response) -> DeploymentPublic:
+    row = registry.get_deployment(session, principal.team, name)
+    response.headers.update(_etag(row))
+    return _public(session, row)
+
+
+@router.patch("/{name}")
+def update_deployment(
+    name: DeploymentName,
+    body: DeploymentUpdate,
+    session: SessionDep,
+    principal: Deployer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DeploymentPublic:
+    expected = int(if_match.removeprefix("W/").strip('"')) if if_match is not None else None
+    row = registry.update_deployment(
+        session, team=principal.team, actor=principal.actor, name=name, changes=body.changes(),
+        expected_version=expected,
+    )
+    response.headers.update(_etag(row))
+    return _public(session, row)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeploymentPublic,
+    responses={204: {"description": "deleted at once: nothing was left to drain"}},
+)
+def delete_deployment(name: DeploymentName, session: SessionDep, principal: Deployer) -> Response:
+    row = registry.get_deployment(session, principal.team, name)
+    live = live_replicas_of(session, row.id)
+    gone = registry.request_delete(
+        session, team=principal.team, actor=principal.actor, name=name, has_live_replicas=bool(live)
+    )
+    if gone:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return JSONResponse(_public(session, row).model_dump(mode="json"), status_code=202)
+
+

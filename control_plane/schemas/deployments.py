@@ -1,0 +1,224 @@
+"""Schemas for deployments: create, partial update, and the public view with desired and observed state."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from control_plane.schemas.common import Count, Fraction, Label, Place, Public, Slug, Strict
+from registry.deployments import DemandSlice, Deployment, DeploymentPhase, DeploymentSpec
+from registry.environments import Environment
+from registry.replicas import Replica
+
+Millis = Annotated[float, Field(gt=0, le=3_600_000, allow_inf_nan=False)]
+
+
+class Slo(Strict):
+    ttft_p95_ms: Millis
+    tpot_p95_ms: Millis
+
+
+class Demand(Strict):
+    client_region: Place
+    rps: Annotated[float, Field(gt=0, le=10_000_000, allow_inf_nan=False)]
+    prompt_tokens: Annotated[int, Field(gt=0, le=10_000_000)] = 512
+    output_tokens: Annotated[int, Field(gt=0, le=10_000_000)] = 128
+
+
+class Constraints(Strict):
+    allowed_regions: Annotated[list[Place], Field(max_length=256)] = Field(default_factory=list)
+    allowed_clouds: Annotated[list[Place], Field(max_length=32)] = Field(default_factory=list)
+    min_replicas: Count = 1
+    max_replicas: Count | None = None
+    spread: bool = False
+    max_spot_share: Fraction = 0.0
+    max_quality_drop: Fraction = 0.0
+    budget_per_hour: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Constraints:
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas must be >= min_replicas")
+        if self.spread and self.min_replicas < 2:
+            raise ValueError("spread needs min_replicas >= 2 (one per failure domain)")
+        return self
+
+
+def _unique_regions(demand: list[Demand]) -> None:
+    regions = [d.client_region for d in demand]
+    if len(regions) != len(set(regions)):
+        raise ValueError("demand lists a client_region more than once")
+
+
+class DeploymentCreate(Strict):
+    name: Slug
+    model: Label
+    version: Label  # a version or an alias such as "champion"
+    variants: Annotated[list[Label], Field(max_length=32)] = Field(default_factory=list)
+    slo: Slo
+    demand: Annotated[list[Demand], Field(min_length=1, max_length=256)]
+    environment: Environment = Environment.DEV
+    constraints: Constraints = Field(default_factory=Constraints)
+
+    @model_validator(mode="after")
+    def _check(self) -> DeploymentCreate:
+        _unique_regions(self.demand)
+        return self
+
+    def to_spec(self) -> DeploymentSpec:
+        c = self.constraints
+        return DeploymentSpec(
+            model=self.model,
+            version=self.version,
+            ttft_p95_ms=self.slo.ttft_p95_ms,
+            tpot_p95_ms=self.slo.tpot_p95_ms,
+            demand=[DemandSlice(**d.model_dump()) for d in self.demand],
+            environment=self.environment,
+            variants=list(self.variants),
+            allowed_regions=list(c.allowed_regions),
+            allowed_clouds=list(c.allowed_clouds),
+            min_replicas=c.min_replicas,
+            max_replicas=c.max_replicas,
+            spread=c.spread,
+            max_spot_share=c.max_spot_share,
+            max_quality_drop=c.max_quality_drop,
+            budget_per_hour=c.budget_per_hour,
+        )
+
+
+class ConstraintsUpdate(Strict):
+    allowed_regions: Annotated[list[Place], Field(max_length=256)] | None = None
+    allowed_clouds: Annotated[list[Place], Field(max_length=32)] | None = None
+    min_replicas: Count | None = None
+    max_replicas: Count | None = None
+    spread: bool | None = None
+    max_spot_share: Fraction | None = None
+    max_quality_drop: Fraction | None = None
+    budget_per_hour: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
+
+
+class DeploymentUpdate(Strict):
+    """Only the fields sent change. `max_replicas` and `budget_per_hour` may be cleared with null."""
+
+    version: Label | None = None
+    variants: Annotated[list[Label], Field(max_length=32)] | None = None
+    slo: Slo | None = None
+    demand: Annotated[list[Demand], Field(min_length=1, max_length=256)] | None = None
+    environment: Environment | None = None
+    constraints: ConstraintsUpdate | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DeploymentUpdate:
+        if self.demand is not None:
+            _unique_regions(self.demand)
+        nullable = {"max_replicas", "budget_per_hour"}
+        if self.constraints is not None:
+            for name in self.constraints.model_fields_set - nullable:
+                if getattr(self.constraints, name) is None:
+                    raise ValueError(f"constraints.{name} cannot be null")
+        for name in self.model_fields_set - {"constraints"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if not self.model_fields_set:
+            raise ValueError("nothing to change")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Flat field → value changes in DeploymentSpec terms."""
+        out: dict[str, Any] = {}
+        if self.version is not None:
+            out["version"] = self.version
+        if self.variants is not None:
+            out["variants"] = list(self.variants)
+        if self.slo is not None:
+            out["ttft_p95_ms"], out["tpot_p95_ms"] = self.slo.ttft_p95_ms, self.slo.tpot_p95_ms
+        if self.demand is not None:
+            out["demand"] = [DemandSlice(**d.model_dump()) for d in self.demand]
+        if self.environment is not None:
+            out["environment"] = self.environment
+        if self.constraints is not None:
+            for name in self.constraints.model_fields_set:
+                out[name] = getattr(self.constraints, name)
+        return out
+
+
+class ReplicaPublic(Public):
+    name: str
+    cluster: str
+    pool: str
+    variant: str
+    tensor_parallel: int
+    status: str
+    desired_state: str
+    endpoint: str | None
+
+    @classmethod
+    def of(cls, row: Replica) -> ReplicaPublic:
+        return cls(
+            name=row.name, cluster=row.cluster.name, pool=row.pool.name, variant=row.variant,
+            tensor_parallel=row.tensor_parallel, status=row.status.value, desired_state=row.desired_state.value,
+            endpoint=row.endpoint,
+        )
+
+
+class ObservedState(Public):
+    generation: int
+    replicas: list[ReplicaPublic]
+    replicas_by_status: dict[str, int]
+
+
+class DeploymentPublic(Public):
+    name: str
+    team: str
+    model: str
+    version: str  # the resolved version
+    version_ref: str  # what was asked for
+    variants: list[str]
+    slo: Slo
+    demand: list[Demand]
+    environment: Environment
+    constraints: Constraints
+    phase: DeploymentPhase
+    desired_generation: int
+    observed: ObservedState
+    resource_version: int  # send back as If-Match to update safely
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Deployment, replicas: list[Replica]) -> DeploymentPublic:
+        spec = row.spec()
+        by_status: dict[str, int] = {}
+        for replica in replicas:
+            by_status[replica.status.value] = by_status.get(replica.status.value, 0) + 1
+        return cls(
+            name=row.name,
+            team=row.team,
+            model=row.model.name,
+            version=row.model_version.version,
+            version_ref=row.version_ref,
+            variants=spec.variants,
+            slo=Slo(ttft_p95_ms=spec.ttft_p95_ms, tpot_p95_ms=spec.tpot_p95_ms),
+            demand=[Demand.model_validate(asdict(d)) for d in spec.demand],
+            environment=spec.environment,
+            constraints=Constraints.model_construct(
+                allowed_regions=spec.allowed_regions, allowed_clouds=spec.allowed_clouds,
+                min_replicas=spec.min_replicas, max_replicas=spec.max_replicas, spread=spec.spread,
+                max_spot_share=spec.max_spot_share, max_quality_drop=spec.max_quality_drop,
+                budget_per_hour=spec.budget_per_hour,
+            ),
+            phase=row.phase,
+            desired_generation=row.desired_generation,
+            observed=ObservedState(
+                generation=row.observed_generation,
+                replicas=[ReplicaPublic.of(r) for r in replicas],
+                replicas_by_status=by_status,
+            ),
+            resource_version=row.row_version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+

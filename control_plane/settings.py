@@ -1,0 +1,41 @@
+"""The one validated settings object (env prefix LLMFLEET_). Outside `dev` it refuses unsafe defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.environments import Environment
+
+DEFAULT_STATE_DIR = Path(".llmfleet")
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_STATE_DIR}/llmfleet.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LLMFLEET_", extra="ignore")
+
+    environment: Environment = Environment.DEV
+    database_url: str = DEFAULT_DATABASE_URL
+    state_dir: Path = DEFAULT_STATE_DIR
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    # Mutating requests per API key per minute; 0 turns the limit off (dev only).
+    mutation_rate_limit_per_minute: int = Field(default=120, ge=0)
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    temporal_ui_url: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Self:
+        if self.environment is Environment.DEV:
+            return self
+        problems = []
+        if self.database_url.startswith("sqlite"):
+            problems.append("LLMFLEET_DATABASE_URL must point at a server database (PostgreSQL), not SQLite")
+        if self.mutation_rate_limit_per_minute == 0:
+            problems.append("LLMFLEET_MUTATION_RATE_LIMIT_PER_MINUTE must not be 0 (unlimited)")
+        if problems:
+            raise ValueError(f"unsafe settings for environment {self.environment.value}: " + "; ".join(problems))
+        return self

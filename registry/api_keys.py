@@ -1,0 +1,109 @@
+"""API keys: `lf_<id>_<secret>`, stored only as a SHA-256 hash, each bound to a team and scopes."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from registry import audit
+from registry.base import Base, CreatedAtMixin, utcnow
+from registry.errors import NotFound
+
+KEY_PREFIX = "lf_"
+
+
+class Scope(enum.StrEnum):
+    READ = "read"
+    DEPLOY = "deploy"
+    ADMIN = "admin"
+
+
+# A broader scope includes the narrower ones: admin ⊇ deploy ⊇ read.
+_IMPLIES: dict[Scope, frozenset[Scope]] = {
+    Scope.READ: frozenset({Scope.READ}),
+    Scope.DEPLOY: frozenset({Scope.READ, Scope.DEPLOY}),
+    Scope.ADMIN: frozenset({Scope.READ, Scope.DEPLOY, Scope.ADMIN}),
+}
+
+
+def effective_scopes(granted: list[str] | list[Scope]) -> frozenset[Scope]:
+    result: frozenset[Scope] = frozenset()
+    for scope in granted:
+        result |= _IMPLIES[Scope(scope)]
+    return result
+
+
+class ApiKey(CreatedAtMixin, Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)  # the public part, safe to log
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    team: Mapped[str] = mapped_column(String(64), index=True)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    plaintext: str  # shown once, never stored
+    row: ApiKey
+
+
+def issue_key(session: Session, *, team: str, scopes: list[Scope], name: str, actor: str) -> IssuedKey:
+    key_id = secrets.token_hex(4)
+    plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        key_id=key_id,
+        key_hash=hash_key(plaintext),
+        team=team,
+        scopes=sorted(s.value for s in scopes),
+        name=name,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session, team=team, actor=actor, action="create", object_type="api_key", object_id=key_id,
+        details={"scopes": row.scopes, "name": name},
+    )
+    return IssuedKey(plaintext=plaintext, row=row)
+
+
+def authenticate(session: Session, plaintext: str) -> ApiKey | None:
+    """The live key matching the plaintext, or None. Lookup is by hash, so no timing leak on the secret."""
+    if not plaintext.startswith(KEY_PREFIX):
+        return None
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+def list_keys(session: Session, team: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if team is not None:
+        query = query.where(ApiKey.team == team)
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, *, key_id: str, actor: str, team: str) -> ApiKey:
+    row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+    if row is None:
+        raise NotFound(f"key {key_id!r} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(session, team=row.team, actor=actor, action="revoke", object_type="api_key", object_id=key_id)
+    return row
