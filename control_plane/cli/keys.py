@@ -1,0 +1,62 @@
+"""`llmfleet keys`: API keys, created locally against the configured database (the bootstrap path)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session, sessionmaker
+
+from control_plane.cli.errors import CliError, cli_errors
+from control_plane.cli.output import JsonFlag, emit, emit_json
+from control_plane.settings import Settings
+from registry.api_keys import Scope, issue_key, list_keys
+from registry.db import make_engine, session_factory, transaction, upgrade_to_head
+
+app = typer.Typer(help="Create and list API keys directly in the configured database.", no_args_is_help=True)
+
+TEAM_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+def _sessions() -> sessionmaker[Session]:
+    engine = make_engine(Settings().database_url)
+    upgrade_to_head(engine)
+    return session_factory(engine)
+
+
+@app.command("create")
+@cli_errors
+def create(
+    team: Annotated[str, typer.Option("--team", help="team that owns the key")],
+    scope: Annotated[list[Scope], typer.Option("--scope", help="read, deploy or admin; repeat for several")],
+    name: Annotated[str, typer.Option("--name", help="a label for the key")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key and print it once (it is stored only as a hash)."""
+    if not re.fullmatch(TEAM_PATTERN, team):
+        raise CliError(f"team {team!r} must be lower-case letters, digits and dashes (at most 63)")
+    with transaction(_sessions()) as session:
+        issued = issue_key(session, team=team, scopes=scope, name=name, actor="cli:keys-create")
+        row = issued.row
+        info = {"key": issued.plaintext, "key_id": row.key_id, "team": row.team, "scopes": row.scopes}
+    if as_json:
+        emit_json(info)
+    else:
+        print(f"key {info['key_id']} for team {team} with scopes {', '.join(info['scopes'])}:")
+        print(info["key"])
+        print("store it now: it is not shown again.")
+
+
+@app.command("list")
+@cli_errors
+def list_(as_json: JsonFlag = False) -> None:
+    """List keys (never their secrets)."""
+    with transaction(_sessions()) as session:
+        rows = [
+            {"key_id": k.key_id, "team": k.team, "scopes": k.scopes, "name": k.name,
+             "revoked": k.revoked_at is not None}
+            for k in list_keys(session)
+        ]
+    emit(rows, as_json, "API keys", ["key id", "team", "scopes", "name", "revoked"],
+         [(r["key_id"], r["team"], ",".join(r["scopes"]), r["name"], r["revoked"]) for r in rows])

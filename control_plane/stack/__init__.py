@@ -1,0 +1,1 @@
+"""The local stack (`llmfleet up` / `llmfleet down`): processes, their state file and demo data."""
