@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from control_plane.schemas.common import Count, Fraction, Label, Place, Public, Slug, Strict
 from registry.deployments import DemandSlice, Deployment, DeploymentPhase, DeploymentSpec
@@ -47,10 +47,11 @@ class Constraints(Strict):
         return self
 
 
-def _unique_regions(demand: list[Demand]) -> None:
-    regions = [d.client_region for d in demand]
+def _unique_regions(demand: list[Demand] | None) -> list[Demand] | None:
+    regions = [d.client_region for d in demand or []]
     if len(regions) != len(set(regions)):
         raise ValueError("demand lists a client_region more than once")
+    return demand
 
 
 class DeploymentCreate(Strict):
@@ -63,10 +64,7 @@ class DeploymentCreate(Strict):
     environment: Environment = Environment.DEV
     constraints: Constraints = Field(default_factory=Constraints)
 
-    @model_validator(mode="after")
-    def _check(self) -> DeploymentCreate:
-        _unique_regions(self.demand)
-        return self
+    _demand_regions_unique = field_validator("demand")(_unique_regions)
 
     def to_spec(self) -> DeploymentSpec:
         c = self.constraints
@@ -110,10 +108,10 @@ class DeploymentUpdate(Strict):
     environment: Environment | None = None
     constraints: ConstraintsUpdate | None = None
 
+    _demand_regions_unique = field_validator("demand")(_unique_regions)
+
     @model_validator(mode="after")
     def _check(self) -> DeploymentUpdate:
-        if self.demand is not None:
-            _unique_regions(self.demand)
         nullable = {"max_replicas", "budget_per_hour"}
         if self.constraints is not None:
             for name in self.constraints.model_fields_set - nullable:
