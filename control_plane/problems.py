@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 # FastAPI's HTTPException subclasses Starlette's, so one handler covers both.
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +24,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    503: "Service unavailable",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
@@ -101,6 +102,12 @@ def install(app: FastAPI) -> None:
         # Two concurrent requests raced for the same unique name or key; the loser gets a clean 409.
         return problem(409, "a concurrent request created or changed the same object; retry",
                        kind="concurrent-update", instance=request.url.path)
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # Locked (SQLite under write contention) or unreachable: the request changed nothing; retry later.
+        return problem(503, "the database is busy or unreachable; retry", kind="database-unavailable",
+                       headers={"Retry-After": "1"}, instance=request.url.path)
 
     @app.exception_handler(Invalid)
     async def _invalid(request: Request, exc: Invalid) -> JSONResponse:
