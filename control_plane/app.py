@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from control_plane import problems
 from control_plane.deps import AppState
 from control_plane.rate_limit import RateLimiter
-from control_plane.routes import audit, clusters, deployments, health, keys, models
+from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models
 from control_plane.settings import Settings
 from registry.db import make_engine, session_factory, upgrade_to_head
 
@@ -40,7 +40,7 @@ def create_app(
         limiter=limiter or RateLimiter(settings.mutation_rate_limit_per_minute),
     )
     problems.install(app)
-    for module in (health, models, clusters, deployments, keys, audit):
+    for module in (health, models, clusters, deployments, keys, audit, agent_api):
         app.include_router(module.router)
 
     @app.middleware("http")

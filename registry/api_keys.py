@@ -1,4 +1,8 @@
-"""API keys: `lf_<id>_<secret>`, stored only as a SHA-256 hash, each bound to a team and scopes."""
+"""API keys: `lf_<id>_<secret>`, stored only as a SHA-256 hash, each bound to a team and scopes.
+
+An agent key carries only the `agent` scope and names the one cluster whose agent API it may use; it opens
+no team endpoint, and no team key (not even admin) opens the agent API.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from registry import audit
 from registry.base import Base, CreatedAtMixin, utcnow
-from registry.errors import NotFound
+from registry.clusters import Cluster
+from registry.errors import Invalid, NotFound
 
 KEY_PREFIX = "lf_"
 
@@ -23,13 +28,16 @@ class Scope(enum.StrEnum):
     READ = "read"
     DEPLOY = "deploy"
     ADMIN = "admin"
+    AGENT = "agent"  # a cluster's agent: pull desired replicas, post heartbeats (needs `cluster`)
 
 
-# A broader scope includes the narrower ones: admin ⊇ deploy ⊇ read.
+# A broader scope includes the narrower ones: admin ⊇ deploy ⊇ read. `agent` stands apart on purpose:
+# a leaked agent key must not read team data, and a team key must not impersonate a cluster.
 _IMPLIES: dict[Scope, frozenset[Scope]] = {
     Scope.READ: frozenset({Scope.READ}),
     Scope.DEPLOY: frozenset({Scope.READ, Scope.DEPLOY}),
     Scope.ADMIN: frozenset({Scope.READ, Scope.DEPLOY, Scope.ADMIN}),
+    Scope.AGENT: frozenset({Scope.AGENT}),
 }
 
 
@@ -49,6 +57,8 @@ class ApiKey(CreatedAtMixin, Base):
     team: Mapped[str] = mapped_column(String(64), index=True)
     scopes: Mapped[list[Any]] = mapped_column(default=list)
     name: Mapped[str] = mapped_column(String(128), default="")
+    # The cluster an `agent` key speaks for (by name, as it appears in the agent API's URLs); None otherwise.
+    cluster: Mapped[str | None] = mapped_column(String(64), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
@@ -62,7 +72,22 @@ class IssuedKey:
     row: ApiKey
 
 
-def issue_key(session: Session, *, team: str, scopes: list[Scope], name: str, actor: str) -> IssuedKey:
+def _check_cluster_binding(session: Session, scopes: list[Scope], cluster: str | None) -> None:
+    if Scope.AGENT in scopes:
+        if set(scopes) != {Scope.AGENT}:
+            raise Invalid("an agent key carries only the agent scope", field="scopes")
+        if cluster is None:
+            raise Invalid("an agent key needs the cluster it speaks for", field="cluster")
+        if session.scalar(select(Cluster.id).where(Cluster.name == cluster)) is None:
+            raise Invalid(f"cluster {cluster!r} not found", field="cluster")
+    elif cluster is not None:
+        raise Invalid("only an agent key is bound to a cluster", field="cluster")
+
+
+def issue_key(
+    session: Session, *, team: str, scopes: list[Scope], name: str, actor: str, cluster: str | None = None
+) -> IssuedKey:
+    _check_cluster_binding(session, scopes, cluster)
     key_id = secrets.token_hex(4)
     plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
@@ -71,13 +96,17 @@ def issue_key(session: Session, *, team: str, scopes: list[Scope], name: str, ac
         team=team,
         scopes=sorted(s.value for s in scopes),
         name=name,
+        cluster=cluster,
         created_at=utcnow(),
     )
     session.add(row)
     session.flush()
+    details: dict[str, Any] = {"scopes": row.scopes, "name": name}
+    if cluster is not None:
+        details["cluster"] = cluster
     audit.record(
         session, team=team, actor=actor, action="create", object_type="api_key", object_id=key_id,
-        details={"scopes": row.scopes, "name": name},
+        details=details,
     )
     return IssuedKey(plaintext=plaintext, row=row)
 

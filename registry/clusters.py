@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from registry import audit
@@ -38,6 +38,10 @@ class Cluster(CreatedAtMixin, Base):
     health: Mapped[ClusterHealth] = mapped_column(str_enum(ClusterHealth), default=ClusterHealth.UNKNOWN)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     agent_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Bumped whenever the set of replicas this cluster's agent should run changes; the agent reports the
+    # generation it last applied. Ordering lets an agent tell a stale snapshot from a new one.
+    desired_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     pools: Mapped[list[Pool]] = relationship(
         back_populates="cluster", order_by="Pool.id", cascade="all, delete-orphan"
@@ -71,8 +75,10 @@ def pool_name(instance_type: str, market: Market, zone: str | None = None) -> st
     return "/".join(parts)
 
 
-def get_cluster(session: Session, name: str) -> Cluster:
-    cluster = session.scalar(select(Cluster).where(Cluster.name == name))
+def get_cluster(session: Session, name: str, *, for_update: bool = False) -> Cluster:
+    """`for_update` locks the row until the transaction ends (PostgreSQL; SQLite serialises writers anyway)."""
+    query = select(Cluster).where(Cluster.name == name)
+    cluster = session.scalar(query.with_for_update() if for_update else query)
     if cluster is None:
         raise NotFound(f"cluster {name!r} not found")
     return cluster
@@ -151,3 +157,29 @@ def add_pool(session: Session, *, team: str, actor: str, cluster_name: str, spec
         details={"pool": pool.name, "price_per_hour": pool.price_per_hour, "market": pool.market.value},
     )
     return pool
+
+
+def bump_desired_generation(session: Session, cluster_ids: set[int]) -> None:
+    """Mark the desired replicas of these clusters as changed (one atomic UPDATE, safe under concurrency)."""
+    if not cluster_ids:
+        return
+    session.execute(
+        update(Cluster)
+        .where(Cluster.id.in_(sorted(cluster_ids)))
+        .values(desired_generation=Cluster.desired_generation + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def record_agent_contact(
+    cluster: Cluster, *, agent_version: str, applied_generation: int | None, now: datetime
+) -> None:
+    """What a heartbeat says about the cluster itself. Idempotent: a repeated or late heartbeat changes
+    nothing a newer one set (times and generations only move forward)."""
+    if cluster.last_heartbeat_at is None or now > cluster.last_heartbeat_at:
+        cluster.last_heartbeat_at = now
+        cluster.agent_version = agent_version
+    if cluster.health is not ClusterHealth.CORDONED:  # an operator's cordon outlives heartbeats
+        cluster.health = ClusterHealth.HEALTHY
+    if applied_generation is not None and applied_generation > cluster.observed_generation:
+        cluster.observed_generation = min(applied_generation, cluster.desired_generation)

@@ -29,6 +29,8 @@ Contract (what the reconcile loop may rely on):
 
   ``ReplicaStatus.ever_ready`` lets the loop tell "crashed after serving" (restart with backoff) from
   "never came up" (do not relaunch in a loop).
+  ``ReplicaStatus.preempted`` (with ``state`` FAILED) marks a replica whose spot capacity was reclaimed;
+  it is reported on the first poll that sees it, so failover can start without waiting for timeouts.
 - ``stop(handle, drain)`` blocks until the replica is gone and returns its final status. ``drain=True``
   lets in-flight requests finish (up to ``spec.drain_timeout_s``); ``drain=False`` stops it promptly.
   Either way the backend guarantees nothing it started survives (escalating to a hard kill).
@@ -141,6 +143,10 @@ class ReplicaStatus:
     exit_code: int | None = None  # process exit status; negative = killed by that signal number
     ever_ready: bool = False
     detail: str = ""  # why, for FAILED (with a log tail when there is one); empty otherwise
+    # FAILED because the cloud took the capacity back (spot preemption), not because the replica broke:
+    # the caller should fail over at once (likely to another zone or market) rather than retry in place.
+    # ``detail`` then starts with "preempted". Only backends on preemptible capacity ever set it.
+    preempted: bool = False
 
 
 @runtime_checkable

@@ -68,15 +68,17 @@ def engine_flags_for_variant(variant: str) -> tuple[str | None, str]:
         raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANT_ENGINE_FLAGS)}") from None
 
 
-def build_argv(spec: ReplicaSpec, python: str | os.PathLike[str] = "python") -> list[str]:
-    """The command line that starts vLLM for ``spec``. Never contains the API key."""
+def engine_args(spec: ReplicaSpec) -> list[str]:
+    """The server flags that follow the model (name, host, port, dtype, parallelism...). Never the API key.
+
+    Shared by ``build_argv`` (a local process) and ``serve_argv`` (``vllm serve`` on a cloud node), so
+    every backend starts vLLM with the same flags for the same spec.
+    """
     for arg in spec.extra_args:
         flag = arg.split("=", 1)[0]
         if flag in _RESERVED_FLAGS:
             raise ValueError(f"extra_args may not set {flag}: it is derived from the ReplicaSpec")
-    argv = [
-        str(python), "-m", VLLM_ENTRYPOINT,
-        "--model", spec.model,
+    args = [
         "--served-model-name", spec.served_model_name,
         "--host", spec.host,
         "--port", str(spec.port),
@@ -84,14 +86,27 @@ def build_argv(spec: ReplicaSpec, python: str | os.PathLike[str] = "python") -> 
         "--tensor-parallel-size", str(spec.tensor_parallel_size),
     ]  # fmt: skip
     if spec.max_model_len is not None:
-        argv += ["--max-model-len", str(spec.max_model_len)]
+        args += ["--max-model-len", str(spec.max_model_len)]
     if spec.quantization is not None:
-        argv += ["--quantization", spec.quantization]
+        args += ["--quantization", spec.quantization]
     if spec.drain_timeout_s > 0:
         # Without it vLLM aborts in-flight requests on SIGTERM (its default is 0 = abort).
-        argv += ["--shutdown-timeout", str(spec.drain_timeout_s)]
-    argv += list(spec.extra_args)
-    return argv
+        args += ["--shutdown-timeout", str(spec.drain_timeout_s)]
+    args += list(spec.extra_args)
+    return args
+
+
+def build_argv(spec: ReplicaSpec, python: str | os.PathLike[str] = "python") -> list[str]:
+    """The command line that starts vLLM for ``spec``. Never contains the API key."""
+    return [str(python), "-m", VLLM_ENTRYPOINT, "--model", spec.model, *engine_args(spec)]
+
+
+def serve_argv(spec: ReplicaSpec, executable: str = "vllm") -> list[str]:
+    """``vllm serve MODEL ...`` for ``spec``: the form for hosts with a regular vLLM install.
+
+    The model goes first as a positional argument: ``vllm serve`` deprecates ``--model``.
+    """
+    return [executable, "serve", spec.model, *engine_args(spec)]
 
 
 def build_env(
@@ -371,6 +386,8 @@ __all__: Sequence[str] = (
     "VllmProcessBackend",
     "build_argv",
     "build_env",
+    "engine_args",
     "engine_flags_for_variant",
     "find_vllm_python",
+    "serve_argv",
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +13,7 @@ from control_plane.cli.output import JsonFlag, emit, emit_json
 from control_plane.settings import Settings
 from registry.api_keys import Scope, issue_key, list_keys
 from registry.db import make_engine, session_factory, transaction, upgrade_to_head
+from registry.errors import Invalid
 
 app = typer.Typer(help="Create and list API keys directly in the configured database.", no_args_is_help=True)
 
@@ -29,21 +30,31 @@ def _sessions() -> sessionmaker[Session]:
 @cli_errors
 def create(
     team: Annotated[str, typer.Option("--team", help="team that owns the key")],
-    scope: Annotated[list[Scope], typer.Option("--scope", help="read, deploy or admin; repeat for several")],
+    scope: Annotated[
+        list[Scope], typer.Option("--scope", help="read, deploy, admin, or agent (with --cluster); repeat for several")
+    ],
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="the cluster an agent key speaks for (scope agent only)")
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="a label for the key")] = "",
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
     if not re.fullmatch(TEAM_PATTERN, team):
         raise CliError(f"team {team!r} must be lower-case letters, digits and dashes (at most 63)")
-    with transaction(_sessions()) as session:
-        issued = issue_key(session, team=team, scopes=scope, name=name, actor="cli:keys-create")
-        row = issued.row
-        info = {"key": issued.plaintext, "key_id": row.key_id, "team": row.team, "scopes": row.scopes}
+    try:
+        with transaction(_sessions()) as session:
+            issued = issue_key(session, team=team, scopes=scope, name=name, actor="cli:keys-create", cluster=cluster)
+            row = issued.row
+            info: dict[str, Any] = {"key": issued.plaintext, "key_id": row.key_id, "team": row.team, "scopes": row.scopes,
+                    "cluster": row.cluster}
+    except Invalid as error:
+        raise CliError(error.detail) from None
     if as_json:
         emit_json(info)
     else:
-        print(f"key {info['key_id']} for team {team} with scopes {', '.join(info['scopes'])}:")
+        bound = f" for cluster {cluster}" if cluster else ""
+        print(f"key {info['key_id']} for team {team} with scopes {', '.join(info['scopes'])}{bound}:")
         print(info["key"])
         print("store it now: it is not shown again.")
 
@@ -53,10 +64,10 @@ def create(
 def list_(as_json: JsonFlag = False) -> None:
     """List keys (never their secrets)."""
     with transaction(_sessions()) as session:
-        rows = [
-            {"key_id": k.key_id, "team": k.team, "scopes": k.scopes, "name": k.name,
+        rows: list[dict[str, Any]] = [
+            {"key_id": k.key_id, "team": k.team, "scopes": k.scopes, "cluster": k.cluster, "name": k.name,
              "revoked": k.revoked_at is not None}
             for k in list_keys(session)
         ]
-    emit(rows, as_json, "API keys", ["key id", "team", "scopes", "name", "revoked"],
-         [(r["key_id"], r["team"], ",".join(r["scopes"]), r["name"], r["revoked"]) for r in rows])
+    emit(rows, as_json, "API keys", ["key id", "team", "scopes", "cluster", "name", "revoked"],
+         [(r["key_id"], r["team"], ",".join(r["scopes"]), r["cluster"], r["name"], r["revoked"]) for r in rows])

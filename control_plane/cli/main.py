@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from control_plane.cli import audit, clusters, deployments, keys, models, stack
+from control_plane.cli import agent_cmd, audit, clusters, deployments, keys, models, stack
 
 app = typer.Typer(
     name="llmfleet",
@@ -20,6 +20,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(clusters.app, name="clusters")
 app.add_typer(deployments.app, name="deployments")
 app.command("audit")(audit.audit)
+app.command("agent")(agent_cmd.agent)
 
 if __name__ == "__main__":
     app()

@@ -1,4 +1,5 @@
-"""Deployments: create (idempotent with Idempotency-Key), list, get, update (If-Match), delete (drains first)."""
+"""Deployments: create (idempotent with Idempotency-Key), list, get, update (If-Match), delete (drains first),
+and the placement of their replicas (set by hand or by the deploy workflow)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,27 @@ from fastapi.responses import JSONResponse
 
 from control_plane.deps import Deployer, Reader, SessionDep
 from control_plane.params import DeploymentName
-from control_plane.schemas.deployments import DeploymentCreate, DeploymentPublic, DeploymentUpdate
+from control_plane.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentPublic,
+    DeploymentUpdate,
+    PlacementPublic,
+    PlacementUpdate,
+)
 from registry import deployments as registry
 from registry import idempotency
-from registry.replicas import live_replicas_of, replicas_of
+from registry.clusters import get_cluster
+from registry.errors import Invalid, NotFound
+from registry.replicas import (
+    current_placement,
+    drain_deployment,
+    live_replicas_of,
+    replicas_of,
+    set_placement,
+)
+from scheduler.model_spec import ModelArch
+from scheduler.model_spec import Variant as VariantSpec
+from scheduler.perf_model import PerfModel
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
 
@@ -102,6 +120,54 @@ def delete_deployment(name: DeploymentName, session: SessionDep, principal: Depl
     )
     if gone:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    drain_deployment(session, row, actor=principal.actor)
     return JSONResponse(_public(session, row).model_dump(mode="json"), status_code=202)
+
+
+def _check_fit(row: registry.Deployment, body: PlacementUpdate, session: SessionDep) -> None:
+    """Refuse a placement the performance model says cannot load (weights plus a minimal KV cache).
+    Accelerators the model does not know are let through: it cannot judge them."""
+    perf = PerfModel()
+    version = row.model_version
+    arch = ModelArch(name=version.model.name, params_b=version.params_b, layers=version.layers,
+                     hidden=version.hidden, kv_heads=version.kv_heads, head_dim=version.head_dim,
+                     context=version.context)
+    variants = {v.name: v for v in version.variants}
+    for i, entry in enumerate(body.replicas):
+        variant = variants.get(entry.variant)
+        if variant is None or entry.count == 0:
+            continue  # the registry reports unknown variants with the allowed list
+        try:
+            pool = next((p for p in get_cluster(session, entry.cluster).pools if p.name == entry.pool), None)
+        except NotFound:
+            continue
+        if pool is None or pool.accelerator not in perf.gpus:
+            continue
+        spec = VariantSpec(name=variant.name, bytes_per_param=variant.bytes_per_param,
+                           quality_delta=variant.quality_delta, kv_bytes_per_elem=variant.kv_bytes_per_elem)
+        problem = perf.fit_problem(arch, spec, pool.accelerator, entry.tensor_parallel)
+        if problem is not None:
+            raise Invalid(f"{arch.name} {variant.name} on {entry.tensor_parallel}x{pool.accelerator}: {problem}",
+                          field=f"replicas[{i}]")
+
+
+@router.get("/{name}/placement")
+def get_placement(name: DeploymentName, session: SessionDep, principal: Reader) -> PlacementPublic:
+    row = registry.get_deployment(session, principal.team, name)
+    return PlacementPublic.of(row.name, current_placement(session, row))
+
+
+@router.put("/{name}/placement")
+def put_placement(
+    name: DeploymentName, body: PlacementUpdate, session: SessionDep, principal: Deployer
+) -> PlacementPublic:
+    """Set where the deployment's replicas run. Level-triggered: sending the same placement again changes
+    nothing; replicas the new placement does not cover drain."""
+    row = registry.get_deployment(session, principal.team, name)
+    _check_fit(row, body, session)
+    change = set_placement(
+        session, deployment=row, items=[e.to_item() for e in body.replicas], actor=principal.actor
+    )
+    return PlacementPublic.of(row.name, current_placement(session, row), change)
 
 

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from control_plane.schemas.common import Count, Fraction, Label, Place, Public, Slug, Strict
 from registry.deployments import DemandSlice, Deployment, DeploymentPhase, DeploymentSpec
 from registry.environments import Environment
-from registry.replicas import Replica
+from registry.replicas import PlacementChange, PlacementItem, Replica, ReplicaTelemetry
 
 Millis = Annotated[float, Field(gt=0, le=3_600_000, allow_inf_nan=False)]
 
@@ -143,6 +143,28 @@ class DeploymentUpdate(Strict):
         return out
 
 
+class TelemetryPublic(Public):
+    """The latest window the cluster's agent reported for a replica."""
+
+    observed_at: datetime
+    agent_state: str
+    window_s: float
+    request_rate: float
+    prompt_tokens_per_s: float
+    generation_tokens_per_s: float
+    ttft_p95_ms: float | None
+    tpot_p95_ms: float | None
+    e2e_p95_ms: float | None
+    running: float | None
+    queue_length: float | None
+    kv_cache_usage: float | None
+    errors: int
+
+    @classmethod
+    def of(cls, row: ReplicaTelemetry) -> TelemetryPublic:
+        return cls.model_validate(row)
+
+
 class ReplicaPublic(Public):
     name: str
     cluster: str
@@ -152,13 +174,60 @@ class ReplicaPublic(Public):
     status: str
     desired_state: str
     endpoint: str | None
+    restarts: int
+    failure_reason: str | None
+    telemetry: TelemetryPublic | None
 
     @classmethod
     def of(cls, row: Replica) -> ReplicaPublic:
         return cls(
             name=row.name, cluster=row.cluster.name, pool=row.pool.name, variant=row.variant,
             tensor_parallel=row.tensor_parallel, status=row.status.value, desired_state=row.desired_state.value,
-            endpoint=row.endpoint,
+            endpoint=row.endpoint, restarts=row.restarts, failure_reason=row.failure_reason,
+            telemetry=TelemetryPublic.of(row.telemetry) if row.telemetry is not None else None,
+        )
+
+
+# Pool names come from catalog imports: `instance-type/market[/zone]`.
+PoolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$", max_length=128)]
+
+
+class PlacementEntry(Strict):
+    """`count` replicas as `variant` on `tensor_parallel` GPUs of one pool of one cluster."""
+
+    cluster: Slug
+    pool: PoolName
+    variant: Label
+    tensor_parallel: Annotated[int, Field(ge=1, le=64)] = 1
+    count: Annotated[int, Field(ge=0, le=1000)]
+
+    def to_item(self) -> PlacementItem:
+        return PlacementItem(cluster=self.cluster, pool=self.pool, variant=self.variant,
+                             tensor_parallel=self.tensor_parallel, count=self.count)
+
+    @classmethod
+    def of(cls, item: PlacementItem) -> PlacementEntry:
+        return cls(cluster=item.cluster, pool=item.pool, variant=item.variant,
+                   tensor_parallel=item.tensor_parallel, count=item.count)
+
+
+class PlacementUpdate(Strict):
+    """The complete desired placement: replicas not covered by an entry drain (an empty list drains all)."""
+
+    replicas: Annotated[list[PlacementEntry], Field(max_length=256)]
+
+
+class PlacementPublic(Public):
+    deployment: str
+    replicas: list[PlacementEntry]  # live replicas meant to run, grouped
+    created: list[str] = Field(default_factory=list)  # by this request
+    drained: list[str] = Field(default_factory=list)  # by this request
+
+    @classmethod
+    def of(cls, deployment: str, items: list[PlacementItem], change: PlacementChange | None = None) -> PlacementPublic:
+        return cls(
+            deployment=deployment, replicas=[PlacementEntry.of(i) for i in items],
+            created=change.created if change else [], drained=change.drained if change else [],
         )
 
 

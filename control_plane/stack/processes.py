@@ -74,3 +74,27 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except (OSError, IndexError):
         return False
+
+
+def stop_together(children: list[Child], grace_seconds: float) -> None:
+    """SIGTERM every child at once (agents drain their replicas in parallel), wait up to the grace period,
+    then SIGKILL whatever is left. Only processes that are still ours are signalled."""
+    ours = [c for c in children if is_our_process(c.popen.pid, c.argv)]
+    for child in ours:
+        try:
+            os.kill(child.popen.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(_alive(c.popen.pid) for c in ours):
+        time.sleep(0.05)
+    for child in ours:
+        if _alive(child.popen.pid):
+            try:
+                os.kill(child.popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            child.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass

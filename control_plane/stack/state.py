@@ -52,6 +52,8 @@ def is_our_process(pid: int, argv: list[str] | None = None) -> bool:
         return False
     except PermissionError:
         return False
+    if _is_zombie(pid):
+        return False  # exited, waiting for its parent to reap it: it runs nothing any more
     if argv is None:
         return True
     try:
@@ -59,3 +61,10 @@ def is_our_process(pid: int, argv: list[str] | None = None) -> bool:
     except OSError:
         return True  # no /proc (macOS): trust the live pid
     return [part.decode(errors="replace") for part in cmdline if part] == argv
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no /proc (macOS): trust the signal probe

@@ -1,4 +1,9 @@
-"""`llmfleet up`: start every part of the local stack, seed it, report where it is, and stop it cleanly."""
+"""`llmfleet up`: start every part of the local stack, seed it, report where it is, and stop it cleanly.
+
+Order: the API (SQLite), the demo data through the REST API, one agent process per cluster (sim backend,
+its own cluster-scoped key), the demo deployment's placement; then wait until the agents run their
+replicas, print every URL, and watch the children until Ctrl-C or `llmfleet down`.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +24,12 @@ from rich.console import Console
 from control_plane.cli.api_client import ApiClient
 from control_plane.cli.errors import CliError
 from control_plane.settings import Settings
+from control_plane.stack.agent_keys import ensure_agent_keys
+from control_plane.stack.agents import AGENT_KEY_ENV, agent_argv, wait_for_replicas
+from control_plane.stack.demo_placement import place_demo
 from control_plane.stack.local_key import ensure_local_key
-from control_plane.stack.processes import Child, start_child, stop_pid
-from control_plane.stack.seed import seed
+from control_plane.stack.processes import Child, start_child, stop_pid, stop_together
+from control_plane.stack.seed import demo_fleet, seed
 from control_plane.stack.state import StackState, is_our_process, state_path
 from registry.db import make_engine, upgrade_to_head
 
@@ -33,6 +41,14 @@ class UpOptions:
     demo: bool
     as_json: bool
     ready_timeout: float = 60.0
+    replicas_timeout: float = 180.0
+    agent_drain_s: float = 30.0  # how long agents may take to drain their replicas on the way down
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -80,9 +96,10 @@ def bring_up(options: UpOptions) -> None:
     env = {"LLMFLEET_DATABASE_URL": settings.database_url, "LLMFLEET_ENVIRONMENT": settings.environment.value}
     argv = [sys.executable, "-m", "control_plane.cli.main", "serve",
             "--host", settings.api_host, "--port", str(settings.api_port)]
-    children = [start_child("api", argv, env=env, log_dir=log_dir)]
+    api_child = start_child("api", argv, env=env, log_dir=log_dir)
+    agents: list[Child] = []
     urls = {"api": api_url, "docs": f"{api_url}/docs"}
-    state = StackState(supervisor_pid=os.getpid(), processes=[c.record() for c in children], urls=urls)
+    state = StackState(supervisor_pid=os.getpid(), processes=[api_child.record()], urls=dict(urls))
     state.save(path)
 
     stop = threading.Event()
@@ -92,37 +109,79 @@ def bring_up(options: UpOptions) -> None:
 
     previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _wait_ready(f"{api_url}/readyz", children[0], options.ready_timeout, log_dir / "api.log")
-        created = seed(ApiClient(api_url, api_key), clusters=options.clusters, with_demo_deployment=options.demo)
-        _announce(options.as_json, urls, api_key, created, state_dir)
+        _wait_ready(f"{api_url}/readyz", api_child, options.ready_timeout, log_dir / "api.log")
+        api = ApiClient(api_url, api_key)
+        created = seed(api, clusters=options.clusters, with_demo_deployment=options.demo)
+        clusters = [c["name"] for c in demo_fleet()["clusters"][: options.clusters]]
+        agent_urls = _start_agents(settings, clusters, api_url, log_dir, agents, state, path)
+        expected: dict[str, int] = {}
+        if options.demo:
+            for choice in place_demo(api, demo_fleet()["deployment"]["name"], clusters):
+                expected[choice.cluster] = expected.get(choice.cluster, 0) + 1
+        for cluster, url in agent_urls.items():
+            _wait_ready(f"{url}/healthz", next(a for a in agents if a.name == f"agent-{cluster}"),
+                        options.ready_timeout, log_dir / f"agent-{cluster}.log")
+        replicas = wait_for_replicas(agent_urls, expected, [api_child, *agents], options.replicas_timeout)
+        _announce(options.as_json, urls, agent_urls, replicas, api_key, created, state_dir)
         while not stop.is_set():
-            for child in children:
+            for child in (api_child, *agents):
                 if child.popen.poll() is not None:
                     raise CliError(f"{child.name} exited with code {child.popen.returncode}; see {log_dir}")
             stop.wait(0.5)
     finally:
-        for child in reversed(children):
-            stop_pid(child.popen.pid, child.argv)
+        # Agents first (they drain their replicas, all at once), then the API they report to.
+        stop_together(agents, grace_seconds=options.agent_drain_s + 10)
+        stop_pid(api_child.popen.pid, api_child.argv)
         path.unlink(missing_ok=True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def _announce(as_json: bool, urls: dict[str, str], api_key: str, created: list[str], state_dir: Path) -> None:
+def _start_agents(
+    settings: Settings, clusters: list[str], api_url: str, log_dir: Path, agents: list[Child], state: StackState,
+    path: Path,
+) -> dict[str, str]:
+    """One agent per cluster, each with its own cluster-scoped key (passed in the environment)."""
+    engine = make_engine(settings.database_url)
+    try:
+        keys = ensure_agent_keys(engine, settings.state_dir, clusters)
+    finally:
+        engine.dispose()
+    urls: dict[str, str] = {}
+    for cluster in clusters:
+        port = _free_port(settings.api_host)
+        argv = agent_argv(cluster, api_url, port, log_dir / "agents")
+        agents.append(start_child(f"agent-{cluster}", argv, env={AGENT_KEY_ENV: keys[cluster]}, log_dir=log_dir))
+        urls[cluster] = f"http://{settings.api_host}:{port}"
+        state.processes.append(agents[-1].record())
+        state.urls[f"agent-{cluster}"] = urls[cluster]
+        state.save(path)  # recorded at once, so `llmfleet down` finds it even if `up` dies next
+    return urls
+
+
+def _announce(
+    as_json: bool, urls: dict[str, str], agents: dict[str, str], replicas: dict[str, str], api_key: str,
+    created: list[str], state_dir: Path,
+) -> None:
     if as_json:
-        print(json.dumps({**urls, "api_key": api_key, "state_dir": str(state_dir)}), flush=True)
+        print(json.dumps({**urls, "api_key": api_key, "agents": agents, "replicas": replicas,
+                          "state_dir": str(state_dir)}), flush=True)
         return
     console = Console()
     console.print("[bold green]llmfleet local stack is up[/]")
     for name, url in urls.items():
         console.print(f"  {name:<10} {url}")
+    for cluster, url in agents.items():
+        console.print(f"  agent      {url}  ({cluster}: /metrics, /status)")
+    for name, url in sorted(replicas.items()):
+        console.print(f"  replica    {url}  ({name}: OpenAI API under /v1)")
     console.print(f"  api key    {api_key}")
     if created:
         console.print(f"  seeded     {', '.join(created)}")
     console.print("Ctrl-C or `llmfleet down` stops it.")
 
 
-def bring_down(settings: Settings, timeout: float = 30.0) -> list[str]:
+def bring_down(settings: Settings, timeout: float = 60.0) -> list[str]:
     """Stop the stack recorded in the state file; returns the names of what was stopped."""
     path = state_path(settings.state_dir)
     state = StackState.load(path)

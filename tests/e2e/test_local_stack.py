@@ -1,0 +1,108 @@
+"""`llmfleet up --json` then `llmfleet down`, as a user runs them: in a fresh working directory, on free ports.
+Every part answers (API, each agent's /metrics, each replica's /v1/models), and afterwards nothing it
+started is still running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.ports import free_port
+
+CLI = [sys.executable, "-m", "control_plane.cli.main"]
+UP_TIMEOUT_S = 240.0  # bounded wait for the JSON line (2 cores, three agents starting at once)
+
+
+def _env() -> dict[str, str]:
+    # The stack must use its embedded defaults in the working directory, not whatever this shell points at.
+    return {k: v for k, v in os.environ.items() if not k.startswith("LLMFLEET_")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _first_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    if not lines or not lines[0]:
+        stderr = process.stderr.read() if process.poll() is not None and process.stderr else ""
+        pytest.fail(f"`llmfleet up --json` printed nothing within {timeout:.0f} s (exit {process.poll()}): {stderr}")
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    # Whatever a failed test left behind, by the PIDs the stack recorded (never by name).
+    state = tmp_path / ".llmfleet" / "stack.json"
+    if state.exists():
+        data = json.loads(state.read_text())
+        for pid in [data["supervisor_pid"], *(p["pid"] for p in data["processes"])]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
+    port = free_port()
+    up = subprocess.Popen([*CLI, "up", "--json", "--port", str(port)], cwd=workdir, env=_env(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        info: dict[str, Any] = json.loads(_first_line(up, UP_TIMEOUT_S))
+        assert info["api"] == f"http://127.0.0.1:{port}" and info["api_key"].startswith("lf_")
+        assert sorted(info["agents"]) == ["aws-eu-central-1", "aws-us-east-1", "aws-us-west-2"]
+        assert len(info["replicas"]) == 3
+
+        assert httpx.get(f"{info['api']}/readyz", timeout=10).json()["status"] == "ready"
+        for cluster, url in info["agents"].items():
+            metrics = httpx.get(f"{url}/metrics", timeout=10)
+            assert metrics.status_code == 200 and f'agent_info{{cluster="{cluster}"}} 1.0' in metrics.text
+        for name, url in info["replicas"].items():
+            models = httpx.get(f"{url}/v1/models", timeout=10).json()
+            assert [m["id"] for m in models["data"]] == ["demo"], name
+        api = httpx.Client(base_url=info["api"], headers={"Authorization": f"Bearer {info['api_key']}"}, timeout=10)
+        deadline = time.monotonic() + 60  # the registry hears it with the next heartbeat
+        while api.get("/v1/deployments/demo").json()["observed"]["replicas_by_status"] != {"ready": 3}:
+            assert time.monotonic() < deadline, api.get("/v1/deployments/demo").json()["observed"]
+            time.sleep(0.5)
+
+        state = json.loads((workdir / ".llmfleet" / "stack.json").read_text())
+        pids = [state["supervisor_pid"], *(p["pid"] for p in state["processes"])]
+        assert len(pids) == 5 and all(_alive(pid) for pid in pids)  # supervisor, API, three agents
+
+        down = subprocess.run([*CLI, "down", "--json"], cwd=workdir, env=_env(), text=True, capture_output=True,
+                              timeout=180, check=False)
+        assert down.returncode == 0, down.stderr
+        assert len(json.loads(down.stdout)["stopped"]) == 5
+        assert up.wait(timeout=60) == 0
+        assert [pid for pid in pids if _alive(pid)] == []
+        for url in [info["api"], *info["agents"].values(), *info["replicas"].values()]:
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(url, timeout=2)
+        assert not (workdir / ".llmfleet" / "stack.json").exists()
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=90)
