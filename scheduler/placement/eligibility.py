@@ -1,0 +1,48 @@
+"""The hard, per-option rules: which pools and variants a deployment may use, and which routes meet the SLO.
+
+Used by candidate generation (to keep the table small) and again by the MILP and the baselines (so a
+hand-made or stale candidate table can never make them route to a disallowed or too-slow pool).
+"""
+
+from __future__ import annotations
+
+from scheduler.model_spec import Variant
+from scheduler.placement.snapshot import Deployment, Pool
+
+
+def pool_allowed(deployment: Deployment, pool: Pool) -> bool:
+    c = deployment.constraints
+    if c.allowed_regions is not None and pool.region not in c.allowed_regions:
+        return False
+    if c.allowed_clouds is not None and pool.cloud not in c.allowed_clouds:
+        return False
+    # The spot cap bounds traffic; with a cap of 0 a spot replica could still be bought as an idle spare
+    # for spread, which is not what "no spot" means to anyone.
+    if pool.is_spot and c.max_spot_share <= 0.0:
+        return False
+    return True
+
+
+def variant_allowed(deployment: Deployment, variant: Variant) -> bool:
+    budget = deployment.constraints.max_quality_drop
+    return budget is None or variant.quality_delta <= budget + 1e-12
+
+
+def meets_ttft(deployment: Deployment, rtt_ms: float, ttft_ms: float) -> bool:
+    """One network round trip plus the replica's p95 TTFT must fit in the TTFT SLO."""
+    return rtt_ms + ttft_ms <= deployment.slo.ttft_p95_ms + 1e-9
+
+
+def tp_options(gpus_per_instance: int) -> tuple[int, ...]:
+    """Tensor-parallel sizes a pool can host: powers of two that divide its GPUs per instance.
+
+    Powers of two that all divide the instance size pack into instances without fragmentation, so the
+    MILP's aggregate GPU count per pool is an exact packing (no per-instance assignment variables needed).
+    """
+    out: list[int] = []
+    t = 1
+    while t <= gpus_per_instance:
+        if gpus_per_instance % t == 0:
+            out.append(t)
+        t *= 2
+    return tuple(out)
