@@ -256,9 +256,9 @@ def test_crash_resets_in_flight_streams(sim_host: HostThread) -> None:
 
 
 def test_drain_finishes_in_flight_and_refuses_new(sim_host: HostThread) -> None:
-    url = sim_host.start(speedup=5.0)
+    url = sim_host.start(speedup=2.0)  # 400 tokens take about 2 s of wall time: long enough to drain mid-way
     results: list[list[str]] = []
-    body = {"prompt": "x", "max_tokens": 150, "stream": True}
+    body = {"prompt": "x", "max_tokens": 400, "stream": True}
     threads = [threading.Thread(target=lambda: results.append(_stream_lines(url, "/v1/completions", body)))
                for _ in range(5)]
     for t in threads:
@@ -277,7 +277,7 @@ def test_drain_finishes_in_flight_and_refuses_new(sim_host: HostThread) -> None:
     for lines in results:
         chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
         assert lines[-2] == "data: [DONE]"
-        assert len("".join(c["choices"][0]["text"] for c in chunks).split()) == 150
+        assert len("".join(c["choices"][0]["text"] for c in chunks).split()) == 400
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health", timeout=2)
 

@@ -69,7 +69,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
     ):
         results: list[list[str]] = []
         started = [threading.Event() for _ in range(6)]
-        threads = [threading.Thread(target=_stream, args=(url, 300, ev, results)) for ev in started]
+        threads = [threading.Thread(target=_stream, args=(url, 600, ev, results)) for ev in started]
         for t in threads:
             t.start()
         for ev in started:
@@ -83,7 +83,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
         assert proc.wait(30) == 0
     assert len(results) == 6
     for lines in results:
-        assert lines[-2] == "data: [DONE]" and _tokens(lines) == 300
+        assert lines[-2] == "data: [DONE]" and _tokens(lines) == 600
 
 
 def test_crash_flag_kills_the_process_with_status_1() -> None:
