@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from control_plane import problems
 from control_plane.deps import AppState
 from control_plane.rate_limit import RateLimiter
-from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models
+from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models, rollouts
 from control_plane.settings import Settings
 from registry.db import make_engine, session_factory, upgrade_to_head
 
@@ -40,7 +40,15 @@ def create_app(
         limiter=limiter or RateLimiter(settings.mutation_rate_limit_per_minute),
     )
     problems.install(app)
-    for module in (health, models, clusters, deployments, keys, audit, agent_api):
+    # Workflows run only when a Temporal address is configured; without one the API writes desired state
+    # itself, as before. Imported lazily: an API without Temporal does not load the SDK.
+    app.state.temporal = None
+    if settings.temporal_address:
+        from workflows.client import TemporalLink
+
+        app.state.temporal = TemporalLink(settings.temporal_address, settings.temporal_namespace,
+                                          settings.temporal_task_queue, settings.temporal_ui_url)
+    for module in (health, models, clusters, deployments, keys, audit, agent_api, rollouts):
         app.include_router(module.router)
 
     @app.middleware("http")

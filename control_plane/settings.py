@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     mutation_rate_limit_per_minute: int = Field(default=120, ge=0)
     max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
     temporal_ui_url: str | None = None
+    # host:port of a Temporal frontend. Unset: the API writes desired state itself and starts no workflow.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "llmfleet"
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:

@@ -238,3 +238,22 @@ def request_delete(session: Session, *, team: str, actor: str, name: str, has_li
         row.updated_at = utcnow()
         session.flush()
     return False
+
+
+def switch_version(session: Session, *, deployment: Deployment, version: ModelVersion, actor: str) -> bool:
+    """Make `version` the deployment's own (a rollout promoted it). The spec changed, but the rollout has
+    already applied it, so desired and observed generations move together. Returns False if already so."""
+    if deployment.version_id == version.id:
+        return False
+    before = deployment.model_version.version
+    deployment.version_id = version.id
+    deployment.version_ref = version.version
+    deployment.desired_generation += 1
+    deployment.observed_generation = deployment.desired_generation
+    deployment.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session, team=deployment.team, actor=actor, action="switch_version", object_type="deployment",
+        object_id=deployment.name, details={"from": before, "to": version.version},
+    )
+    return True

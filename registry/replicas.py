@@ -207,10 +207,10 @@ _Key = tuple[int, int, str, int]  # (cluster id, pool id, variant, tensor parall
 
 
 def _resolve_placement(
-    session: Session, deployment: Deployment, items: list[PlacementItem]
+    session: Session, deployment: Deployment, items: list[PlacementItem], version: ModelVersion
 ) -> dict[_Key, tuple[int, Cluster, Pool]]:
     """Check every reference of a placement; returns wanted counts by key."""
-    allowed = {v.name for v in deployment.model_version.variants}
+    allowed = {v.name for v in version.variants}
     if deployment.variants:
         allowed &= set(deployment.variants)
     wanted: dict[_Key, tuple[int, Cluster, Pool]] = {}
@@ -267,24 +267,40 @@ def _drain_order(replica: Replica) -> tuple[int, int]:
     return (serving, -replica.id)
 
 
+def _rollout_versions(session: Session, deployment: Deployment) -> set[int]:
+    """Versions an unfinished rollout of the deployment is moving between: their replicas belong to the
+    rollout, and a placement of another version must leave them alone."""
+    from registry.rollouts import active_rollout  # rollouts import nothing of replicas; avoid a cycle anyway
+
+    rollout = active_rollout(session, deployment.id)
+    return set() if rollout is None else {rollout.from_version_id, rollout.to_version_id}
+
+
 def set_placement(
-    session: Session, *, deployment: Deployment, items: list[PlacementItem], actor: str
+    session: Session, *, deployment: Deployment, items: list[PlacementItem], actor: str,
+    version: ModelVersion | None = None,
 ) -> PlacementChange:
-    """Make the deployment's live replicas match `items` (level-triggered: the same placement twice changes
-    nothing). Missing replicas are created `pending`; surplus ones, and any not covered by an item (another
-    variant, pool or an older version), are asked to drain."""
+    """Make the deployment's live replicas of `version` (default: the deployment's own) match `items`
+    (level-triggered: the same placement twice changes nothing). Missing replicas are created `pending`;
+    surplus ones, and any not covered by an item (another variant or pool), are asked to drain. Replicas of
+    other versions are drained too, unless an unfinished rollout is moving between those versions (canary
+    and blue-green run two versions side by side)."""
     if deployment.phase is DeploymentPhase.DELETING:
         raise Conflict(f"deployment {deployment.name!r} is being deleted")
-    wanted = _resolve_placement(session, deployment, items)
+    target = version if version is not None else deployment.model_version
+    if target.model_id != deployment.model_id:
+        raise Invalid(f"version {target.version!r} is not a version of the deployment's model", field="version")
+    wanted = _resolve_placement(session, deployment, items, target)
     now = utcnow()
     existing = replicas_of(session, deployment.id)
+    protected = _rollout_versions(session, deployment) - {target.id}
     live: dict[_Key, list[Replica]] = defaultdict(list)
-    uncovered: list[Replica] = []  # wanted running, but of an older version: no item can cover them
+    uncovered: list[Replica] = []  # wanted running, but of another version: no item can cover them
     for replica in existing:
         if not replica.status.is_terminal and replica.desired_state is DesiredState.RUNNING:
-            if replica.version_id == deployment.version_id:
+            if replica.version_id == target.id:
                 live[(replica.cluster_id, replica.pool_id, replica.variant, replica.tensor_parallel)].append(replica)
-            else:
+            elif replica.version_id not in protected:
                 uncovered.append(replica)
     change = PlacementChange()
     touched: set[int] = set()
@@ -299,7 +315,7 @@ def set_placement(
             numbers[cluster.name] += 1
             replica = Replica(
                 name=replica_name(deployment.name, cluster.name, numbers[cluster.name]),
-                deployment_id=deployment.id, version_id=deployment.version_id, variant=key[2],
+                deployment_id=deployment.id, version_id=target.id, variant=key[2],
                 cluster_id=cluster.id, pool_id=pool.id, tensor_parallel=key[3],
                 desired_state=DesiredState.RUNNING, restarts=0, created_at=now,
             )
@@ -317,6 +333,7 @@ def set_placement(
             session, team=deployment.team, actor=actor, action="set_placement", object_type="deployment",
             object_id=deployment.name,
             details={
+                "version": target.version,
                 "placement": [
                     {"cluster": i.cluster, "pool": i.pool, "variant": i.variant,
                      "tensor_parallel": i.tensor_parallel, "count": i.count} for i in items
@@ -328,11 +345,15 @@ def set_placement(
     return change
 
 
-def current_placement(session: Session, deployment: Deployment) -> list[PlacementItem]:
-    """The live, wanted replicas of a deployment grouped the way `set_placement` takes them."""
+def current_placement(
+    session: Session, deployment: Deployment, version_id: int | None = None
+) -> list[PlacementItem]:
+    """The live, wanted replicas of a deployment's version (default: its own) grouped the way
+    `set_placement` takes them."""
+    wanted_version = version_id if version_id is not None else deployment.version_id
     counts: dict[tuple[str, str, str, int], int] = defaultdict(int)
     for replica in live_replicas_of(session, deployment.id):
-        if replica.desired_state is DesiredState.RUNNING and replica.version_id == deployment.version_id:
+        if replica.desired_state is DesiredState.RUNNING and replica.version_id == wanted_version:
             counts[(replica.cluster.name, replica.pool.name, replica.variant, replica.tensor_parallel)] += 1
     return [PlacementItem(c, p, v, tp, n) for (c, p, v, tp), n in sorted(counts.items())]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+import logging
+
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from control_plane.deps import Deployer, Reader, SessionDep
@@ -33,6 +35,7 @@ from scheduler.model_spec import Variant as VariantSpec
 from scheduler.perf_model import PerfModel
 
 router = APIRouter(prefix="/v1/deployments", tags=["deployments"])
+log = logging.getLogger(__name__)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -51,9 +54,32 @@ def _etag(row: registry.Deployment) -> dict[str, str]:
     return {"ETag": f'"{row.row_version}"'}
 
 
+def _deploy_later(request: Request, background: BackgroundTasks, row: registry.Deployment, *, changed: bool) -> None:
+    """With Temporal configured, (re)start `deploy-{name}` once the response is out: by then the session has
+    committed, so the workflow's first activity reads the new spec. Without Temporal nothing happens here
+    and the placement is set by hand (PUT .../placement), as before."""
+    link = request.app.state.temporal
+    if link is None:
+        return
+    labels = {"team": row.team, "deployment": row.name, "version": row.model_version.version}
+
+    async def start() -> None:
+        from workflows.client import Labels, request_redeploy, start_deploy
+        from workflows.types import DeployInput
+
+        try:
+            starter = request_redeploy if changed else start_deploy
+            await starter(await link.client(), link.task_queue, DeployInput(row.name), Labels(**labels))
+        except Exception:  # noqa: BLE001 - the change is recorded; the operator can redeploy
+            log.exception("could not start the deploy workflow of %s", labels["deployment"])
+
+    background.add_task(start)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DeploymentPublic)
 def create_deployment(
-    body: DeploymentCreate, session: SessionDep, principal: Deployer, idempotency_key: IdempotencyKey = None
+    body: DeploymentCreate, session: SessionDep, principal: Deployer, request: Request, background: BackgroundTasks,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     request_hash = idempotency.fingerprint(body.model_dump(mode="json"))
     if idempotency_key is not None:
@@ -73,7 +99,8 @@ def create_deployment(
             session, team=principal.team, key=idempotency_key, endpoint="POST /v1/deployments",
             request_hash=request_hash, status_code=201, response=payload,
         )
-    return JSONResponse(payload, status_code=201, headers=_etag(row))
+    _deploy_later(request, background, row, changed=False)
+    return JSONResponse(payload, status_code=201, headers=_etag(row), background=background)
 
 
 @router.get("")
@@ -95,6 +122,8 @@ def update_deployment(
     session: SessionDep,
     principal: Deployer,
     response: Response,
+    request: Request,
+    background: BackgroundTasks,
     if_match: IfMatch = None,
 ) -> DeploymentPublic:
     expected = int(if_match.removeprefix("W/").strip('"')) if if_match is not None else None
@@ -103,6 +132,7 @@ def update_deployment(
         expected_version=expected,
     )
     response.headers.update(_etag(row))
+    _deploy_later(request, background, row, changed=True)
     return _public(session, row)
 
 

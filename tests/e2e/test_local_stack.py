@@ -73,7 +73,10 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
         info: dict[str, Any] = json.loads(_first_line(up, UP_TIMEOUT_S))
         assert info["api"] == f"http://127.0.0.1:{port}" and info["api_key"].startswith("lf_")
         assert sorted(info["agents"]) == ["aws-eu-central-1", "aws-us-east-1", "aws-us-west-2"]
-        assert len(info["replicas"]) == 3
+        # The demo is deployed by the DeployWorkflow: as many replicas as its plan chose (min_replicas 2).
+        assert len(info["replicas"]) >= 2
+        assert ":" in info["temporal"] and info["temporal_ui"].startswith("http://127.0.0.1:")
+        assert httpx.get(info["temporal_ui"], timeout=10).status_code == 200
 
         assert httpx.get(f"{info['api']}/readyz", timeout=10).json()["status"] == "ready"
         for cluster, url in info["agents"].items():
@@ -84,21 +87,25 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
             assert [m["id"] for m in models["data"]] == ["demo"], name
         api = httpx.Client(base_url=info["api"], headers={"Authorization": f"Bearer {info['api_key']}"}, timeout=10)
         deadline = time.monotonic() + 60  # the registry hears it with the next heartbeat
-        while api.get("/v1/deployments/demo").json()["observed"]["replicas_by_status"] != {"ready": 3}:
+        want = {"ready": len(info["replicas"])}
+        while api.get("/v1/deployments/demo").json()["observed"]["replicas_by_status"] != want:
             assert time.monotonic() < deadline, api.get("/v1/deployments/demo").json()["observed"]
             time.sleep(0.5)
 
         state = json.loads((workdir / ".llmfleet" / "stack.json").read_text())
         pids = [state["supervisor_pid"], *(p["pid"] for p in state["processes"])]
-        assert len(pids) == 5 and all(_alive(pid) for pid in pids)  # supervisor, API, three agents
+        # supervisor, Temporal, worker, API, three agents
+        assert len(pids) == 7 and all(_alive(pid) for pid in pids)
+        workflows = api.get("/v1/deployments/demo/workflows").json()
+        assert workflows["temporal"] is True
 
         down = subprocess.run([*CLI, "down", "--json"], cwd=workdir, env=_env(), text=True, capture_output=True,
                               timeout=180, check=False)
         assert down.returncode == 0, down.stderr
-        assert len(json.loads(down.stdout)["stopped"]) == 5
+        assert len(json.loads(down.stdout)["stopped"]) == 7
         assert up.wait(timeout=60) == 0
         assert [pid for pid in pids if _alive(pid)] == []
-        for url in [info["api"], *info["agents"].values(), *info["replicas"].values()]:
+        for url in [info["api"], info["temporal_ui"], *info["agents"].values(), *info["replicas"].values()]:
             with pytest.raises(httpx.ConnectError):
                 httpx.get(url, timeout=2)
         assert not (workdir / ".llmfleet" / "stack.json").exists()
