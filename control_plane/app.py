@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from control_plane import problems
 from control_plane.deps import AppState
 from control_plane.rate_limit import RateLimiter
-from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models, rollouts
+from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models, rollouts, routing
 from control_plane.settings import Settings
 from registry.db import make_engine, session_factory, upgrade_to_head
 
@@ -48,7 +48,7 @@ def create_app(
 
         app.state.temporal = TemporalLink(settings.temporal_address, settings.temporal_namespace,
                                           settings.temporal_task_queue, settings.temporal_ui_url)
-    for module in (health, models, clusters, deployments, keys, audit, agent_api, rollouts):
+    for module in (health, models, clusters, deployments, keys, audit, agent_api, routing, rollouts):
         app.include_router(module.router)
 
     @app.middleware("http")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from control_plane.cli import agent_cmd, audit, clusters, deployments, keys, models, stack, worker_cmd
+from control_plane.cli import agent_cmd, audit, clusters, deployments, gateway_cmd, keys, models, stack, worker_cmd
 
 app = typer.Typer(
     name="llmfleet",
@@ -22,6 +22,7 @@ app.add_typer(deployments.app, name="deployments")
 app.command("audit")(audit.audit)
 app.command("agent")(agent_cmd.agent)
 app.command("worker")(worker_cmd.worker)
+app.command("gateway")(gateway_cmd.gateway)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,40 @@
+"""The gateway's settings, validated once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agents.gateway.limits import LimitConfig
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    region: str
+    api_url: str
+    api_key: str
+    host: str = "127.0.0.1"
+    port: int = 8090
+    poll_interval_s: float = 2.0
+    # How long keys from a table that could not be refreshed stay valid (bounds revocation when the
+    # control plane is down); routing itself keeps using the last table indefinitely.
+    auth_max_staleness_s: float = 120.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_attempts: int = 3  # distinct replicas tried before the first byte
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 600.0
+    limits: LimitConfig = field(default_factory=LimitConfig)
+    redis_url: str | None = None
+    saturation: float = 256.0
+    breaker_threshold: int = 3
+    breaker_cooldown_s: float = 5.0
+    max_connections: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ValueError("region must not be empty")
+        if not self.api_url.startswith(("http://", "https://")):
+            raise ValueError("api_url must be an http(s) URL")
+        if not self.api_key.startswith("lf_"):
+            raise ValueError("the gateway needs an llmfleet key (lf_...) that may read /v1/routing")
+        if self.max_attempts < 1 or self.poll_interval_s <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("max_attempts, poll_interval_s and max_body_bytes must be positive")
