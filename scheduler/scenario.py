@@ -156,6 +156,8 @@ class ScenarioIn(_Strict):
     headroom: Annotated[float, Field(gt=0, le=1)] = 0.8
     failure_domain: Literal["region", "zone"] = "region"
     current: list[PlacedIn] = []
+    # The fleet simulator's settings (`llmfleet simulate`); validated strictly by scheduler/fleet_sim/settings.py.
+    simulation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
