@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import httpx
+from opentelemetry.trace import Tracer
 
 from agents.gateway.app import FastPath, Gateway
 from agents.gateway.balancer import Balancer
@@ -19,6 +20,7 @@ from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.proxy import Proxy
 from agents.gateway.snapshot import Snapshot
 from agents.gateway.table import RoutingSource
+from agents.gateway.tracing import GatewayTracing, tracer_from_env, upstream_trace_config
 from agents.gateway.upstream import AiohttpUpstream, UpstreamClient
 
 
@@ -27,6 +29,7 @@ class Parts:
     gateway: Gateway
     upstream_client: UpstreamClient
     api_client: httpx.AsyncClient
+    tracer: Tracer | None = None  # set when OTLP export is configured
 
 
 def build_gateway(
@@ -40,9 +43,11 @@ def build_gateway(
     rng: random.Random | None = None,
 ) -> Parts:
     rng = rng or random.Random()
+    tracer = tracer_from_env()
     upstream = upstream or AiohttpUpstream(max_connections=config.max_connections,
                                            connect_timeout_s=config.connect_timeout_s,
-                                           read_timeout_s=config.read_timeout_s)
+                                           read_timeout_s=config.read_timeout_s,
+                                           trace_configs=[upstream_trace_config(tracer)] if tracer else [])
     api = httpx.AsyncClient(timeout=httpx.Timeout(10.0), transport=api_transport)
     metrics = GatewayMetrics()
     limits = limits or make_limits(config.limits, config.redis_url, wall_clock)
@@ -56,10 +61,10 @@ def build_gateway(
     source.on_change.append(forget)
     proxy = Proxy(upstream, balancer, metrics, limits, clock, config.max_attempts)
     gateway = Gateway(config, source, proxy, limits, metrics, clock, rng)
-    return Parts(gateway, upstream, api)
+    return Parts(gateway, upstream, api, tracer)
 
 
-def asgi_app(parts: Parts) -> FastPath:
+def asgi_app(parts: Parts) -> FastPath | GatewayTracing:
     """The app with a lifespan that polls the routing table and closes clients on shutdown."""
     gateway = parts.gateway
     app = gateway.asgi()
@@ -80,4 +85,4 @@ def asgi_app(parts: Parts) -> FastPath:
             await gateway.limits.close()
 
     app.use_lifespan(lifespan)
-    return app
+    return GatewayTracing(app, parts.tracer) if parts.tracer else app

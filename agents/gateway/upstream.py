@@ -8,7 +8,7 @@ inject a fake.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,7 +62,9 @@ class _AiohttpResponse:
 
 
 class AiohttpUpstream:
-    def __init__(self, *, max_connections: int, connect_timeout_s: float, read_timeout_s: float) -> None:
+    def __init__(self, *, max_connections: int, connect_timeout_s: float, read_timeout_s: float,
+                 trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
+        self._trace_configs = list(trace_configs)  # OpenTelemetry client spans, when tracing is on
         self._connector_args = {"limit": max_connections, "keepalive_timeout": 30.0, "ttl_dns_cache": 300}
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -73,6 +75,7 @@ class AiohttpUpstream:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(**self._connector_args),  # type: ignore[arg-type]
                 timeout=self._timeout, auto_decompress=False, skip_auto_headers=("User-Agent",),
+                trace_configs=self._trace_configs,
             )
         return self._session
 
