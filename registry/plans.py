@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from registry.base import Base, CreatedAtMixin
 
 
+# A plan recorded by a workflow activity starts its reasons with this tag plus the activity's key, so a
+# retried activity finds its own plan instead of solving again.
+PLAN_KEY_PREFIX = "key:"
+
+
 class Plan(CreatedAtMixin, Base):
     __tablename__ = "plans"
 

@@ -24,6 +24,7 @@ from registry.db import transaction
 from registry.deployments import Deployment
 from registry.errors import Conflict, Invalid
 from registry.model_versions import find_version
+from registry.plans import PLAN_KEY_PREFIX
 from registry.plans import Plan as PlanRow
 from registry.replicas import DesiredState, PlacementItem, ReplicaStatus, current_placement, live_replicas_of, set_placement
 from scheduler.perf_model import PerfModel
@@ -45,8 +46,6 @@ from workflows.types import (
     Share,
     WaitReady,
 )
-
-PLAN_KEY_PREFIX = "key:"
 
 
 def _deployment(session: Session, name: str) -> Deployment:
