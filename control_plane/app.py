@@ -10,8 +10,12 @@ from sqlalchemy import Engine
 from control_plane import problems
 from control_plane.deps import AppState
 from control_plane.rate_limit import RateLimiter
-from control_plane.routes import agent_api, audit, clusters, deployments, health, keys, models, rollouts, routing
+from control_plane.observability.install import install_observability
+from control_plane.routes import (
+    agent_api, audit, batches, clusters, deployments, health, keys, models, plans, rollouts, routing,
+)
 from control_plane.settings import Settings
+from control_plane.tracing import install_tracing, tracer_provider
 from registry.db import make_engine, session_factory, upgrade_to_head
 
 API_DESCRIPTION = """
@@ -48,14 +52,18 @@ def create_app(
 
         app.state.temporal = TemporalLink(settings.temporal_address, settings.temporal_namespace,
                                           settings.temporal_task_queue, settings.temporal_ui_url)
-    for module in (health, models, clusters, deployments, keys, audit, agent_api, routing, rollouts):
+    for module in (health, models, clusters, deployments, keys, audit, agent_api, routing, rollouts, batches, plans):
         app.include_router(module.router)
+    install_observability(app)  # /metrics, costs, Prometheus targets, request latency
+    install_tracing(app, tracer_provider("llmfleet-api", settings.otlp_endpoint))
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_request_bytes):
-            return problems.problem(413, f"request body over {settings.max_request_bytes} bytes")
+        # Batch input files have their own, larger limit.
+        limit = settings.max_file_bytes if request.url.path == "/v1/files" else settings.max_request_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return problems.problem(413, f"request body over {limit} bytes")
         return await call_next(request)
 
     return app

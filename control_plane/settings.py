@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     temporal_address: str | None = None
     temporal_namespace: str = "default"
     temporal_task_queue: str = "llmfleet"
+    # Where the workflow worker serves its Prometheus /metrics (Temporal SDK exporter); None: not served.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # OTLP endpoint for traces (e.g. http://127.0.0.1:4318); None: the standard OTEL_EXPORTER_OTLP_* variables
+    # decide, and without those nothing is exported.
+    otlp_endpoint: str | None = None
+    # Prometheus the dashboard and canary analysis query; None: not configured.
+    prometheus_url: str | None = None
+    # Batch API: the largest uploaded file, and how the BatchWorkflow works through a batch (requests in
+    # flight at once, and requests per activity call, i.e. per heartbeat-checked unit of progress).
+    max_file_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    batch_concurrency: int = Field(default=8, ge=1, le=256)
+    batch_chunk_size: int = Field(default=64, ge=1, le=10_000)
+    # A worker that stops heartbeating for this long is presumed dead: its chunk is retried elsewhere.
+    batch_heartbeat_timeout_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from workflows.autoscale import AutoscaleWorkflow, autoscale_workflow_id
@@ -66,7 +67,9 @@ class TemporalLink:
 
     async def client(self) -> Client:
         if self._client is None:
-            self._client = await Client.connect(self.address, namespace=self.namespace)
+            # The tracing interceptor records StartWorkflow under the API request's span (no-op untraced).
+            self._client = await Client.connect(self.address, namespace=self.namespace,
+                                                interceptors=[TracingInterceptor()])
         return self._client
 
     def ui_link(self, workflow_id: str, run_id: str | None) -> str | None:

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from control_plane.cli import agent_cmd, audit, clusters, deployments, gateway_cmd, keys, models, stack, worker_cmd
+from control_plane.cli import (
+    agent_cmd,
+    audit,
+    catalog_cmd,
+    clusters,
+    dashboard_cmd,
+    deployments,
+    eval_cmd,
+    gateway_cmd,
+    keys,
+    models,
+    plan_cmd,
+    sim_cmd,
+    simulate_cmd,
+    skypilot_cmd,
+    stack,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="llmfleet",
@@ -21,8 +38,15 @@ app.add_typer(clusters.app, name="clusters")
 app.add_typer(deployments.app, name="deployments")
 app.command("audit")(audit.audit)
 app.command("agent")(agent_cmd.agent)
+app.command("plan")(plan_cmd.plan)
+app.command("sim")(sim_cmd.sim)
+app.command("simulate")(simulate_cmd.simulate)
+app.add_typer(skypilot_cmd.app, name="skypilot")
+app.add_typer(catalog_cmd.app, name="catalog")
 app.command("worker")(worker_cmd.worker)
 app.command("gateway")(gateway_cmd.gateway)
+app.command("eval")(eval_cmd.eval_)
+app.command("dashboard")(dashboard_cmd.dashboard)
 
 if __name__ == "__main__":
     app()

@@ -27,8 +27,11 @@ def serve(
 ) -> None:
     """Run the control-plane API (applies database migrations first)."""
     from control_plane.app import create_app
+    from control_plane.tracing import tracer_provider, use_globally
 
     settings = _settings(api_host=host, api_port=port)
+    # The process-wide provider carries the Temporal client's StartWorkflow spans (None: tracing is off).
+    use_globally(tracer_provider("llmfleet-api", settings.otlp_endpoint))
     app = create_app(settings)
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
 

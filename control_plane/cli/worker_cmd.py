@@ -38,7 +38,8 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await run_worker(address, namespace or settings.temporal_namespace,
-                         task_queue or settings.temporal_task_queue, sessions, stop)
+                         task_queue or settings.temporal_task_queue, sessions, stop,
+                         metrics_port=settings.worker_metrics_port)
 
     asyncio.run(main())
 

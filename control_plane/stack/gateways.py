@@ -3,13 +3,12 @@ routing table with that cluster's agent key (passed in the environment, never in
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 from control_plane.settings import Settings
 from control_plane.stack.agent_keys import ensure_agent_keys
-from control_plane.stack.processes import Child, start_child
+from control_plane.stack.processes import Child, free_port, start_child
 from control_plane.stack.seed import demo_fleet
 from control_plane.stack.state import StackState
 from registry.db import make_engine
@@ -21,11 +20,6 @@ def gateway_argv(region: str, api_url: str, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "agents.gateway", "--region", region, "--api-url", api_url, "--host", host,
             "--port", str(port), "--poll-interval", "1.0"]
 
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def start_gateway(
@@ -39,7 +33,7 @@ def start_gateway(
         key = ensure_agent_keys(engine, settings.state_dir, [cluster])[cluster]
     finally:
         engine.dispose()
-    port = _free_port(settings.api_host)
+    port = free_port(settings.api_host)
     child = start_child("gateway", gateway_argv(region, api_url, settings.api_host, port),
                         env={GATEWAY_KEY_ENV: key}, log_dir=log_dir)
     children.append(child)

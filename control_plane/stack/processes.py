@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -11,6 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.stack.state import StackProcess, is_our_process
+
+
+def free_port(host: str) -> int:
+    """A port free on `host` now (the OS picks it; a child binds it moments later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(slots=True)

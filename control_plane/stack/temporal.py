@@ -68,9 +68,13 @@ def wait_for_temporal(endpoints: TemporalEndpoints, child: Child, timeout: float
     raise CliError(f"Temporal did not answer at {endpoints.address} within {timeout:.0f} s ({last})")
 
 
-def start_worker(endpoints: TemporalEndpoints, database_url: str, log_dir: Path) -> Child:
+def start_worker(endpoints: TemporalEndpoints, database_url: str, log_dir: Path,
+                 metrics_port: int | None = None) -> Child:
     argv = [sys.executable, "-m", "control_plane.cli.worker_cmd", "--address", endpoints.address]
-    return start_child("worker", argv, env={"LLMFLEET_DATABASE_URL": database_url}, log_dir=log_dir)
+    env = {"LLMFLEET_DATABASE_URL": database_url}
+    if metrics_port is not None:  # the worker's /metrics, for Prometheus
+        env["LLMFLEET_WORKER_METRICS_PORT"] = str(metrics_port)
+    return start_child("worker", argv, env=env, log_dir=log_dir)
 
 
 def deploy_demo(endpoints: TemporalEndpoints, task_queue: str, deployment: str, team: str, version: str,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from tests.support.ports import free_port
@@ -92,20 +93,39 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
             assert time.monotonic() < deadline, api.get("/v1/deployments/demo").json()["observed"]
             time.sleep(0.5)
 
+        # The gateway serves the demo with the official OpenAI client and the same key.
+        client = openai.OpenAI(base_url=f"{info['gateway']}/v1", api_key=info["api_key"], max_retries=0)
+        chat = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "hi"}],
+                                              max_tokens=8)
+        assert chat.choices[0].message.content and chat.usage is not None and chat.usage.completion_tokens > 0
+
+        # Prometheus scrapes the stack: the API, the worker, the agents, the gateway and the replicas.
+        prom = info["prometheus"]
+        deadline = time.monotonic() + 60
+        while True:
+            up_series = httpx.get(f"{prom}/api/v1/query", params={"query": "up == 1"}, timeout=10).json()
+            components = {r["metric"].get("component") for r in up_series["data"]["result"]}
+            if {"api", "worker", "agent", "gateway", "replica"} <= components:
+                break
+            assert time.monotonic() < deadline, components
+            time.sleep(1)
+
         state = json.loads((workdir / ".llmfleet" / "stack.json").read_text())
         pids = [state["supervisor_pid"], *(p["pid"] for p in state["processes"])]
-        # supervisor, Temporal, worker, API, three agents
-        assert len(pids) == 7 and all(_alive(pid) for pid in pids)
+        # supervisor, Temporal, worker, API, three agents, gateway, Prometheus, dashboard
+        assert len(pids) == 10 and all(_alive(pid) for pid in pids)
+        assert httpx.get(f"{info['dashboard']}/_stcore/health", timeout=10).status_code == 200
         workflows = api.get("/v1/deployments/demo/workflows").json()
         assert workflows["temporal"] is True
 
         down = subprocess.run([*CLI, "down", "--json"], cwd=workdir, env=_env(), text=True, capture_output=True,
                               timeout=180, check=False)
         assert down.returncode == 0, down.stderr
-        assert len(json.loads(down.stdout)["stopped"]) == 7
+        assert len(json.loads(down.stdout)["stopped"]) == 10
         assert up.wait(timeout=60) == 0
         assert [pid for pid in pids if _alive(pid)] == []
-        for url in [info["api"], info["temporal_ui"], *info["agents"].values(), *info["replicas"].values()]:
+        for url in [info["api"], info["temporal_ui"], info["gateway"], prom, info["dashboard"], *info["agents"].values(),
+                    *info["replicas"].values()]:
             with pytest.raises(httpx.ConnectError):
                 httpx.get(url, timeout=2)
         assert not (workdir / ".llmfleet" / "stack.json").exists()
