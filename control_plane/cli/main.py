@@ -16,6 +16,7 @@ from control_plane.cli import (
     keys,
     models,
     plan_cmd,
+    replay_cmd,
     sim_cmd,
     simulate_cmd,
     skypilot_cmd,
@@ -41,6 +42,7 @@ app.command("agent")(agent_cmd.agent)
 app.command("plan")(plan_cmd.plan)
 app.command("sim")(sim_cmd.sim)
 app.command("simulate")(simulate_cmd.simulate)
+app.command("replay")(replay_cmd.replay_trace)
 app.add_typer(skypilot_cmd.app, name="skypilot")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.command("worker")(worker_cmd.worker)

@@ -99,6 +99,17 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
                                               max_tokens=8)
         assert chat.choices[0].message.content and chat.usage is not None and chat.usage.completion_tokens > 0
 
+        # A short trace replayed through the gateway: every request answered, all counted by Prometheus.
+        trace = workdir / "trace.csv"
+        trace.write_text("timestamp,prompt_tokens,output_tokens\n"
+                         + "".join(f"{i * 0.1:.1f},{50 + i},{4 + i % 5}\n" for i in range(30)))
+        replayed = subprocess.run([*CLI, "replay", str(trace), "--model", "demo", "--gateway", info["gateway"],
+                                   "--api-key", info["api_key"], "--json"], cwd=workdir, env=_env(), text=True,
+                                  capture_output=True, timeout=120, check=False)
+        assert replayed.returncode == 0, replayed.stderr
+        report = json.loads(replayed.stdout)
+        assert report["sent"] == 30 and report["ok"] == 30 and report["ttft_ms"]["p95"] is not None
+
         # Prometheus scrapes the stack: the API, the worker, the agents, the gateway and the replicas.
         prom = info["prometheus"]
         deadline = time.monotonic() + 60
@@ -108,6 +119,13 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
             if {"api", "worker", "agent", "gateway", "replica"} <= components:
                 break
             assert time.monotonic() < deadline, components
+            time.sleep(1)
+        query = 'sum(llmfleet_gateway_requests_total{deployment="demo"})'
+        while True:  # the chat above and the 30 replayed requests
+            result = httpx.get(f"{prom}/api/v1/query", params={"query": query}, timeout=10).json()["data"]["result"]
+            if result and float(result[0]["value"][1]) >= 31:
+                break
+            assert time.monotonic() < deadline + 30, result
             time.sleep(1)
 
         state = json.loads((workdir / ".llmfleet" / "stack.json").read_text())
