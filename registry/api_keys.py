@@ -60,6 +60,21 @@ class ApiKey(CreatedAtMixin, Base):
     # The cluster an `agent` key speaks for (by name, as it appears in the agent API's URLs); None otherwise.
     cluster: Mapped[str | None] = mapped_column(String(64), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Model traffic limits the gateways enforce for this key (None: the gateway's default).
+    requests_per_minute: Mapped[int | None] = mapped_column(default=None)
+    tokens_per_minute: Mapped[int | None] = mapped_column(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise Invalid(f"{name} must be at least 1 (omit it for the gateway's default)", field=name)
 
 
 def hash_key(plaintext: str) -> str:
@@ -85,9 +100,11 @@ def _check_cluster_binding(session: Session, scopes: list[Scope], cluster: str |
 
 
 def issue_key(
-    session: Session, *, team: str, scopes: list[Scope], name: str, actor: str, cluster: str | None = None
+    session: Session, *, team: str, scopes: list[Scope], name: str, actor: str, cluster: str | None = None,
+    limits: KeyLimits | None = None,
 ) -> IssuedKey:
     _check_cluster_binding(session, scopes, cluster)
+    limits = limits or KeyLimits()
     key_id = secrets.token_hex(4)
     plaintext = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
@@ -97,6 +114,8 @@ def issue_key(
         scopes=sorted(s.value for s in scopes),
         name=name,
         cluster=cluster,
+        requests_per_minute=limits.requests_per_minute,
+        tokens_per_minute=limits.tokens_per_minute,
         created_at=utcnow(),
     )
     session.add(row)
@@ -104,6 +123,9 @@ def issue_key(
     details: dict[str, Any] = {"scopes": row.scopes, "name": name}
     if cluster is not None:
         details["cluster"] = cluster
+    if limits != KeyLimits():
+        details["limits"] = {"requests_per_minute": limits.requests_per_minute,
+                             "tokens_per_minute": limits.tokens_per_minute}
     audit.record(
         session, team=team, actor=actor, action="create", object_type="api_key", object_id=key_id,
         details=details,
@@ -126,6 +148,20 @@ def list_keys(session: Session, team: str | None = None) -> list[ApiKey]:
     if team is not None:
         query = query.where(ApiKey.team == team)
     return list(session.scalars(query))
+
+
+def set_limits(session: Session, *, key_id: str, limits: KeyLimits, actor: str) -> ApiKey:
+    """Replace a key's traffic limits (gateways pick them up with the next routing-table poll)."""
+    row = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+    if row is None:
+        raise NotFound(f"key {key_id!r} not found")
+    if row.revoked_at is not None:
+        raise Invalid(f"key {key_id!r} is revoked", field="key_id")
+    row.requests_per_minute, row.tokens_per_minute = limits.requests_per_minute, limits.tokens_per_minute
+    audit.record(session, team=row.team, actor=actor, action="set_limits", object_type="api_key", object_id=key_id,
+                 details={"requests_per_minute": limits.requests_per_minute,
+                          "tokens_per_minute": limits.tokens_per_minute})
+    return row
 
 
 def revoke_key(session: Session, *, key_id: str, actor: str, team: str) -> ApiKey:

@@ -256,6 +256,8 @@ class GatewayKey:
     key_hash: str
     team: str
     scopes: list[str]
+    requests_per_minute: int | None = None  # None: the gateway's default limit
+    tokens_per_minute: int | None = None
 
 
 @dataclass(slots=True)
@@ -338,7 +340,8 @@ def gateway_keys(session: Session) -> list[GatewayKey]:
     rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))
     return [
         GatewayKey(key_id=r.key_id, key_hash=r.key_hash, team=r.team,
-                   scopes=sorted(s.value for s in effective_scopes(r.scopes)))
+                   scopes=sorted(s.value for s in effective_scopes(r.scopes)),
+                   requests_per_minute=r.requests_per_minute, tokens_per_minute=r.tokens_per_minute)
         for r in rows if Scope.AGENT not in effective_scopes(r.scopes)
     ]
 

@@ -81,7 +81,7 @@ class Gateway:
         key = self._key(request)
         if isinstance(key, Response):
             return key
-        verdict = await self.limits.admit(key.key_id)
+        verdict = await self.limits.admit(key.key_id, key.requests_per_minute, key.tokens_per_minute)
         if not verdict.allowed:
             self.metrics.rejected.labels("rate_limited").inc()
             return openai_error(429, verdict.reason, type_="requests", code="rate_limit_exceeded",

@@ -23,6 +23,11 @@ class LimitConfig:
     requests_per_minute: int = 0  # 0: unlimited
     tokens_per_minute: int = 0
 
+    def for_key(self, requests_per_minute: int | None, tokens_per_minute: int | None) -> LimitConfig:
+        """A key's own limits (from the registry) where it has them, this default elsewhere."""
+        return LimitConfig(self.requests_per_minute if requests_per_minute is None else requests_per_minute,
+                           self.tokens_per_minute if tokens_per_minute is None else tokens_per_minute)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -32,7 +37,8 @@ class Verdict:
 
 
 class Limits(Protocol):
-    async def admit(self, key_id: str) -> Verdict: ...
+    async def admit(self, key_id: str, requests_per_minute: int | None = None,
+                    tokens_per_minute: int | None = None) -> Verdict: ...
 
     async def charge_tokens(self, key_id: str, tokens: int) -> None: ...
 
@@ -60,10 +66,12 @@ class MemoryLimits:
             self._windows = {k: v for k, v in self._windows.items() if k[1] >= minute - 1}
         return self._windows.setdefault((key_id, minute), [0, 0])
 
-    async def admit(self, key_id: str) -> Verdict:
+    async def admit(self, key_id: str, requests_per_minute: int | None = None,
+                    tokens_per_minute: int | None = None) -> Verdict:
         window = self._window(key_id)
         window[0] += 1
-        return _verdict(self.config, window[0], window[1], self.clock())
+        return _verdict(self.config.for_key(requests_per_minute, tokens_per_minute), window[0], window[1],
+                        self.clock())
 
     async def charge_tokens(self, key_id: str, tokens: int) -> None:
         self._window(key_id)[1] += tokens
@@ -85,7 +93,8 @@ class RedisLimits:
         base = f"{self.prefix}:{key_id}:{minute}"
         return f"{base}:req", f"{base}:tok"
 
-    async def admit(self, key_id: str) -> Verdict:
+    async def admit(self, key_id: str, requests_per_minute: int | None = None,
+                    tokens_per_minute: int | None = None) -> Verdict:
         req, tok = self._keys(key_id)
         try:
             pipe = self.redis.pipeline(transaction=False)
@@ -95,8 +104,9 @@ class RedisLimits:
             requests, _, tokens = await pipe.execute()
         except Exception as error:  # noqa: BLE001 - any Redis failure: keep serving on local windows
             log.warning("redis rate limit unavailable, using local windows: %s", error)
-            return await self.fallback.admit(key_id)
-        return _verdict(self.config, int(requests), int(tokens or 0), self.clock())
+            return await self.fallback.admit(key_id, requests_per_minute, tokens_per_minute)
+        return _verdict(self.config.for_key(requests_per_minute, tokens_per_minute), int(requests), int(tokens or 0),
+                        self.clock())
 
     async def charge_tokens(self, key_id: str, tokens: int) -> None:
         if tokens <= 0:

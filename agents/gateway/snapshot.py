@@ -51,6 +51,8 @@ class KeyInfo:
     key_id: str
     team: str
     scopes: frozenset[str]
+    requests_per_minute: int | None = None  # the key's own limits from the registry; None: the default
+    tokens_per_minute: int | None = None
 
     def may_use(self, route: Route) -> bool:
         return route.team == self.team or "admin" in self.scopes
@@ -84,7 +86,8 @@ def parse_snapshot(body: dict[str, Any], etag: str, now: float) -> Snapshot:
                 version=r["version"], variant=r["variant"], capacity_weight=float(r["capacity_weight"]) or 1.0,
             ) for r in d["replicas"]),
         )
-    keys = {k["key_hash"]: KeyInfo(k["key_id"], k["team"], frozenset(k["scopes"])) for k in body["keys"]}
+    keys = {k["key_hash"]: KeyInfo(k["key_id"], k["team"], frozenset(k["scopes"]), k.get("requests_per_minute"),
+                                   k.get("tokens_per_minute")) for k in body["keys"]}
     regions = frozenset({r for route in routes.values() for r in route.shares}
                         | {u.region for route in routes.values() for u in route.replicas})
     return Snapshot(etag=etag, fetched_at=now, routes=routes, keys=keys, regions=regions)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from control_plane.cli.errors import CliError, cli_errors
 from control_plane.cli.output import JsonFlag, emit, emit_json
 from control_plane.settings import Settings
-from registry.api_keys import Scope, issue_key, list_keys
+from registry.api_keys import KeyLimits, Scope, issue_key, list_keys
 from registry.db import make_engine, session_factory, transaction, upgrade_to_head
 from registry.errors import Invalid
 
@@ -37,6 +37,10 @@ def create(
         str | None, typer.Option("--cluster", help="the cluster an agent key speaks for (scope agent only)")
     ] = None,
     name: Annotated[str, typer.Option("--name", help="a label for the key")] = "",
+    rpm: Annotated[int | None, typer.Option("--rpm", min=1, help="requests/min the gateways allow this key")]
+    = None,
+    tpm: Annotated[int | None, typer.Option("--tpm", min=1, help="tokens/min the gateways allow this key")]
+    = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key and print it once (it is stored only as a hash)."""
@@ -44,10 +48,13 @@ def create(
         raise CliError(f"team {team!r} must be lower-case letters, digits and dashes (at most 63)")
     try:
         with transaction(_sessions()) as session:
-            issued = issue_key(session, team=team, scopes=scope, name=name, actor="cli:keys-create", cluster=cluster)
+            issued = issue_key(session, team=team, scopes=scope, name=name, actor="cli:keys-create", cluster=cluster,
+                               limits=KeyLimits(rpm, tpm))
             row = issued.row
-            info: dict[str, Any] = {"key": issued.plaintext, "key_id": row.key_id, "team": row.team, "scopes": row.scopes,
-                    "cluster": row.cluster}
+            info: dict[str, Any] = {"key": issued.plaintext, "key_id": row.key_id, "team": row.team,
+                                    "scopes": row.scopes, "cluster": row.cluster,
+                                    "requests_per_minute": row.requests_per_minute,
+                                    "tokens_per_minute": row.tokens_per_minute}
     except Invalid as error:
         raise CliError(error.detail) from None
     if as_json:
@@ -66,8 +73,10 @@ def list_(as_json: JsonFlag = False) -> None:
     with transaction(_sessions()) as session:
         rows: list[dict[str, Any]] = [
             {"key_id": k.key_id, "team": k.team, "scopes": k.scopes, "cluster": k.cluster, "name": k.name,
+             "requests_per_minute": k.requests_per_minute, "tokens_per_minute": k.tokens_per_minute,
              "revoked": k.revoked_at is not None}
             for k in list_keys(session)
         ]
-    emit(rows, as_json, "API keys", ["key id", "team", "scopes", "cluster", "name", "revoked"],
-         [(r["key_id"], r["team"], ",".join(r["scopes"]), r["cluster"], r["name"], r["revoked"]) for r in rows])
+    emit(rows, as_json, "API keys", ["key id", "team", "scopes", "cluster", "name", "req/min", "tok/min", "revoked"],
+         [(r["key_id"], r["team"], ",".join(r["scopes"]), r["cluster"], r["name"], r["requests_per_minute"],
+           r["tokens_per_minute"], r["revoked"]) for r in rows])

@@ -11,10 +11,20 @@ from control_plane.schemas.common import Public, Slug, Strict, Text
 from registry.api_keys import ApiKey, Scope
 
 
+PerMinute = Annotated[int, Field(ge=1, le=10_000_000_000)]
+
+
 class KeyCreate(Strict):
     team: Slug
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=3)]
     name: Text = ""
+    requests_per_minute: PerMinute | None = None  # enforced by the gateways; None: their default
+    tokens_per_minute: PerMinute | None = None
+
+
+class KeyLimitsUpdate(Strict):
+    requests_per_minute: PerMinute | None = None
+    tokens_per_minute: PerMinute | None = None
 
 
 class KeyPublic(Public):
@@ -22,6 +32,8 @@ class KeyPublic(Public):
     team: str
     scopes: list[Scope]
     name: str
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
     created_at: datetime
     revoked_at: datetime | None
 

@@ -59,6 +59,8 @@ class GatewayKeyPublic(Public):
     key_hash: str  # SHA-256 of the full key; the secret itself is never stored or sent
     team: str
     scopes: list[str]
+    requests_per_minute: int | None  # the key's own limits; None: the gateway's default
+    tokens_per_minute: int | None
 
 
 class RoutingTablePublic(Public):

@@ -95,3 +95,28 @@ def test_mutations_are_rate_limited_per_key(settings, engine, make_key: KeyMaker
     assert client.post("/v1/models", json={"name": "other"}, headers=second).status_code == 201
     now[0] += 20.0  # one token back (3 per minute)
     assert client.post("/v1/models", json={"name": "m5"}, headers=first).status_code == 201
+
+
+def test_per_key_traffic_limits_are_set_audited_and_published_to_gateways(client: TestClient,
+                                                                           make_key: KeyMaker) -> None:
+    admin = bearer(make_key("platform", Scope.ADMIN))
+    issued = ok(client.post("/v1/keys", json={"team": "search", "scopes": ["read"], "requests_per_minute": 60,
+                                              "tokens_per_minute": 100000}, headers=admin), 201)
+    assert (issued["requests_per_minute"], issued["tokens_per_minute"]) == (60, 100000)
+    key_id = issued["key_id"]
+    changed = ok(client.put(f"/v1/keys/{key_id}/limits", json={"tokens_per_minute": 5000}, headers=admin))
+    assert (changed["requests_per_minute"], changed["tokens_per_minute"]) == (None, 5000)  # replaced, not merged
+    events = ok(client.get("/v1/audit", params={"object_type": "api_key", "object_id": key_id}, headers=admin))
+    assert {e["action"] for e in events} >= {"create", "set_limits"}
+    published = {k["key_id"]: k for k in ok(client.get("/v1/routing", headers=admin))["keys"]}
+    assert (published[key_id]["requests_per_minute"], published[key_id]["tokens_per_minute"]) == (None, 5000)
+
+    for bad in ({"requests_per_minute": 0}, {"tokens_per_minute": -1}, {"rpm": 5}):
+        response = client.put(f"/v1/keys/{key_id}/limits", json=bad, headers=admin)
+        assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+    assert client.put("/v1/keys/deadbeef/limits", json={}, headers=admin).status_code == 404
+    assert client.put(f"/v1/keys/{key_id}/limits", json={}, headers=bearer(make_key("search", Scope.DEPLOY))
+                      ).status_code == 403
+    ok(client.delete(f"/v1/keys/{key_id}", headers=admin))
+    revoked = client.put(f"/v1/keys/{key_id}/limits", json={"requests_per_minute": 1}, headers=admin)
+    assert revoked.status_code == 422 and "revoked" in revoked.json()["detail"]

@@ -52,3 +52,30 @@ def test_keys_are_checked_by_hash_and_a_stale_table_fails_closed() -> None:
     stale = authenticate("Bearer lf_abcd0123_secret", snapshot, 100.0, 60)
     assert isinstance(stale, AuthFailure) and stale.status == 503
     assert isinstance(authenticate("Bearer lf_abcd0123_secret", None, 0, 60), AuthFailure)
+
+
+def test_a_keys_own_limits_override_the_default_and_others_keep_it() -> None:
+    now = [120.0]
+    limits = MemoryLimits(LimitConfig(requests_per_minute=3), lambda: now[0])
+
+    async def go() -> None:
+        assert [(await limits.admit("tight", 1, None)).allowed for _ in range(2)] == [True, False]
+        assert [(await limits.admit("default")).allowed for _ in range(4)] == [True, True, True, False]
+        assert all([(await limits.admit("generous", 10, None)).allowed for _ in range(10)])
+        await limits.charge_tokens("tokens", 50)
+        assert (await limits.admit("tokens", None, 100)).allowed
+        await limits.charge_tokens("tokens", 50)
+        refused = await limits.admit("tokens", None, 100)
+        assert not refused.allowed and "100 tokens per minute" in refused.reason
+
+    asyncio.run(go())
+
+
+def test_the_routing_table_carries_each_keys_limits() -> None:
+    table = {**TABLE, "keys": [{**TABLE["keys"][0], "requests_per_minute": 7, "tokens_per_minute": None}]}
+    snapshot = parse_snapshot(table, '"e"', now=10.0)
+    key = next(iter(snapshot.keys.values()))
+    assert (key.requests_per_minute, key.tokens_per_minute) == (7, None)
+    # An older control plane sends no limits: the gateway's default applies.
+    old = next(iter(parse_snapshot(TABLE, '"e"', now=10.0).keys.values()))
+    assert (old.requests_per_minute, old.tokens_per_minute) == (None, None)
