@@ -5,7 +5,6 @@ environment, never in argv, like the agents' keys."""
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from control_plane.cli.errors import CliError
-from control_plane.stack.processes import Child, start_child
+from control_plane.stack.processes import Child, free_port, start_child
 
 DEFAULT_PORT = 8501
 # The variables dashboard/config.py reads (control_plane may not import dashboard/; a unit test keeps them equal).
@@ -36,18 +35,6 @@ def streamlit_installed() -> bool:
     return importlib.util.find_spec("streamlit") is not None
 
 
-def dashboard_port(host: str, preferred: int = DEFAULT_PORT) -> int:
-    """The usual port when free, else any free one."""
-    for candidate in (preferred, 0):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise CliError("no free port for the dashboard")
-
-
 def dashboard_argv(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_path()),
             "--server.headless=true", f"--server.address={host}", f"--server.port={port}",
@@ -64,7 +51,7 @@ def start_dashboard(
     8501 when free, else any free port. Wait for it with `wait_for_dashboard`."""
     if not streamlit_installed():
         raise CliError("streamlit is not installed: the dashboard needs it (pip install streamlit)")
-    chosen = port if port is not None else dashboard_port(host)
+    chosen = port if port is not None else free_port(host, DEFAULT_PORT)
     env = {API_URL_ENV: api_url, API_KEY_ENV: api_key, REFRESH_ENV: f"{refresh_s:g}",
            PROMETHEUS_URL_ENV: prometheus_url or "", TEMPORAL_UI_URL_ENV: temporal_ui_url or "",
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}

@@ -14,8 +14,17 @@ from pathlib import Path
 from control_plane.stack.state import StackProcess, is_our_process
 
 
-def free_port(host: str) -> int:
-    """A port free on `host` now (the OS picks it; a child binds it moments later)."""
+def free_port(host: str, preferred: int | None = None) -> int:
+    """`preferred` when it is free on `host` (the port people expect to type), else one the OS picks; the
+    child binds it moments later."""
+    if preferred is not None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, preferred))
+            except OSError:
+                pass
+            else:
+                return preferred
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

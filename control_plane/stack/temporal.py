@@ -4,14 +4,13 @@ under the state dir) and the llmfleet worker, both as child processes of `llmfle
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from control_plane.cli.errors import CliError
-from control_plane.stack.processes import Child, start_child
+from control_plane.stack.processes import Child, free_port, start_child
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
@@ -29,21 +28,9 @@ def temporal_binary() -> Path | None:
     return path if path.exists() else None
 
 
-def _port(host: str, preferred: int) -> int:
-    # The usual ports when free (what people expect to type), else any free one.
-    for candidate in (preferred, 0):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((host, candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise CliError("no free port for Temporal")
-
-
 def start_dev_server(binary: Path, host: str, state_dir: Path, log_dir: Path) -> tuple[Child, TemporalEndpoints]:
-    port = _port(host, DEFAULT_PORT)
-    ui_port = _port(host, DEFAULT_UI_PORT)
+    port = free_port(host, DEFAULT_PORT)
+    ui_port = free_port(host, DEFAULT_UI_PORT)
     argv = [str(binary), "server", "start-dev", "--ip", host, "--port", str(port), "--ui-port", str(ui_port),
             "--db-filename", str(state_dir / "temporal.db"), "--log-level", "warn"]
     child = start_child("temporal", argv, env={}, log_dir=log_dir)
