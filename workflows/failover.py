@@ -5,6 +5,11 @@ Failover: mark the cluster unhealthy → move its routing shares away at once an
 re-plan every affected deployment without it (a child DeployWorkflow, `deploy-{name}`, which brings
 replacement capacity up elsewhere and publishes new shares) → wait until the cluster reports again →
 mark it healthy → re-plan again with it, which gives traffic back where the plan wants it.
+
+Spot preemption takes a lighter path, run by the detector itself: the cluster still reports, so it stays
+healthy; the deployment that lost replicas gets its shares scaled down on the clusters that lost capacity
+at once (`shift_from_preempted`), then `deploy-{name}` re-plans it (started, or signalled `redeploy` if
+one is in flight), which brings replacement replicas up and publishes the plan's shares.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -24,7 +29,10 @@ with workflow.unsafe.imports_passed_through():
         FailoverInput,
         FailoverResult,
         FindLost,
+        FindPreempted,
         MarkCluster,
+        PreemptedGroup,
+        ShiftFromPreempted,
         WaitHealthy,
         WatchInput,
     )
@@ -32,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=5)
 SHORT = timedelta(seconds=60)
 WATCH_ID = "fleet-watch"
+PREEMPTION_PATCH = "watch-preemptions"  # running fleet-watch histories predate the preemption path
 
 
 def failover_workflow_id(cluster: str) -> str:
@@ -99,10 +108,12 @@ class FailoverWorkflow:
 
 @workflow.defn
 class FleetWatchWorkflow:
-    """The detector: every interval, find clusters silent past the threshold and start their failover."""
+    """The detector: every interval, find clusters silent past the threshold and start their failover,
+    and find replicas lost to spot preemption and move their deployment's traffic and capacity away."""
 
     @workflow.run
     async def run(self, inp: WatchInput) -> None:
+        handled = list(inp.handled_preemptions)
         for _ in range(inp.iterations_per_run):
             lost = await workflow.execute_activity_method(
                 FailoverActivities.find_lost, FindLost(inp.heartbeat_threshold_s),
@@ -118,5 +129,48 @@ class FleetWatchWorkflow:
                         parent_close_policy=ParentClosePolicy.ABANDON)
                 except WorkflowAlreadyStartedError:
                     pass  # its failover is already running
+            if inp.watch_preemptions and workflow.patched(PREEMPTION_PATCH):
+                handled = await self._preemptions(inp, handled)
             await workflow.sleep(timedelta(seconds=inp.interval_s))
-        workflow.continue_as_new(inp)
+        workflow.continue_as_new(WatchInput(**{**inp.__dict__, "handled_preemptions": handled}))
+
+    async def _preemptions(self, inp: WatchInput, handled: list[str]) -> list[str]:
+        found = await workflow.execute_activity_method(
+            FailoverActivities.find_preempted, FindPreempted(inp.preemption_lookback_s, handled),
+            start_to_close_timeout=SHORT, retry_policy=RETRY)
+        recent = set(found.recent)
+        handled = [name for name in handled if name in recent]  # older than the lookback: forget
+        for group in found.new:
+            try:
+                # Idempotent: only preemptions after the last publish move shares, so a retry shifts once.
+                await workflow.execute_activity_method(
+                    FailoverActivities.shift_from_preempted,
+                    ShiftFromPreempted(group.deployment, group.replicas, "workflow:preemption"),
+                    start_to_close_timeout=SHORT, retry_policy=RETRY)
+            except ActivityError:
+                workflow.logger.warning("could not shift routing off preempted replicas of %s", group.deployment)
+            if await self._replace(inp, group):
+                handled += group.replicas
+        return handled
+
+    async def _replace(self, inp: WatchInput, group: PreemptedGroup) -> bool:
+        """Start a re-plan of the deployment for replacement capacity; False: a deploy is in flight, so try
+        again next interval (that one may be waiting for a replica that is gone; it is asked to plan again
+        after its pass meanwhile, and a fresh deploy follows once it ends)."""
+        try:
+            await workflow.start_child_workflow(
+                DeployWorkflow.run,
+                DeployInput(group.deployment, ready_timeout_s=inp.failover_ready_timeout_s,
+                            poll_interval_s=min(inp.failover_poll_interval_s, 2.0),
+                            actor="workflow:preemption:replan"),
+                id=deploy_workflow_id(group.deployment), id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                parent_close_policy=ParentClosePolicy.ABANDON)
+            return True
+        except WorkflowAlreadyStartedError:
+            pass
+        running = workflow.get_external_workflow_handle_for(DeployWorkflow.run, deploy_workflow_id(group.deployment))
+        try:
+            await running.signal(DeployWorkflow.redeploy)
+        except FailureError:
+            pass  # it ended meanwhile
+        return False

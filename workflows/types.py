@@ -222,6 +222,7 @@ class StepVerdict:
     reasons: list[str]
     canary: ArmMetrics
     baseline: ArmMetrics
+    source: str = "telemetry"  # telemetry (agents' windows) or prometheus (gateway histograms)
 
 
 @dataclass
@@ -340,6 +341,10 @@ class WatchInput:
     failover_poll_interval_s: float = 5.0
     failover_ready_timeout_s: float = 600.0
     iterations_per_run: int = 200
+    watch_preemptions: bool = True
+    preemption_lookback_s: float = 900.0  # a preemption older than this is history, not news
+    # Carried across continue-as-new: preempted replicas already acted on (pruned to the lookback).
+    handled_preemptions: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -351,3 +356,38 @@ class FindLost:
 class LostClusters:
     clusters: list[str]
     reasons: list[str]
+
+
+# ---- preemption (spot capacity reclaimed) -------------------------------------------------------------
+
+
+@dataclass
+class FindPreempted:
+    lookback_s: float
+    handled: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreemptedGroup:
+    deployment: str
+    replicas: list[str]
+
+
+@dataclass
+class Preemptions:
+    new: list[PreemptedGroup]  # by deployment, replicas not in `handled`
+    recent: list[str]  # every preempted replica within the lookback (what `handled` is pruned to)
+
+
+@dataclass
+class ShiftFromPreempted:
+    deployment: str
+    replicas: list[str]
+    actor: str
+
+
+@dataclass
+class Shifted:
+    deployment: str
+    generation: int | None  # None: nothing published (default routing already follows ready replicas)
+    reduced: list[str] = field(default_factory=list)  # clusters whose shares went down
