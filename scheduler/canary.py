@@ -37,6 +37,10 @@ class ArmSample:
 class CanaryPolicy:
     min_requests: float = 20.0  # per arm; below this the window says nothing
     max_latency_ratio: float = 1.2  # canary p95 may be at most 20 % above the baseline's
+    # ...and a regression must also exceed an absolute margin: at tens of milliseconds the p95s of a few
+    # dozen requests from two identical arms differ by more than 20 % (scheduling noise, not the version).
+    min_ttft_delta_ms: float = 25.0
+    min_tpot_delta_ms: float = 5.0
     max_error_rate_delta: float = 0.01  # absolute: one point of error rate more than the baseline
     slo_ttft_p95_ms: float | None = None  # a canary over the SLO fails whatever the baseline does
     slo_tpot_p95_ms: float | None = None
@@ -48,7 +52,7 @@ class CanaryResult:
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _ratio_check(name: str, canary: float | None, baseline: float | None, limit: float,
+def _ratio_check(name: str, canary: float | None, baseline: float | None, limit: float, min_delta: float,
                  slo: float | None) -> tuple[str | None, str | None]:
     """Returns (failure, missing) descriptions for one latency metric."""
     if canary is None:
@@ -57,7 +61,7 @@ def _ratio_check(name: str, canary: float | None, baseline: float | None, limit:
         return f"canary {name} {canary:.0f} ms breaks the SLO {slo:.0f} ms", None
     if baseline is None or baseline <= 0:
         return None, f"no baseline {name}"
-    if canary > baseline * limit:
+    if canary > baseline * limit and canary - baseline > min_delta:
         return f"canary {name} {canary:.0f} ms > {limit:.2f} x baseline {baseline:.0f} ms", None
     return None, None
 
@@ -74,9 +78,11 @@ def analyse(canary: ArmSample, baseline: ArmSample, policy: CanaryPolicy | None 
         missing.append(f"baseline saw {baseline.requests + baseline.errors:.0f} requests (< {p.min_requests:.0f})")
     if missing:
         return CanaryResult(Verdict.INCONCLUSIVE, tuple(missing))
-    for name, c, b, slo in (("p95 TTFT", canary.ttft_p95_ms, baseline.ttft_p95_ms, p.slo_ttft_p95_ms),
-                            ("p95 TPOT", canary.tpot_p95_ms, baseline.tpot_p95_ms, p.slo_tpot_p95_ms)):
-        failure, gap = _ratio_check(name, c, b, p.max_latency_ratio, slo)
+    for name, c, b, delta, slo in (
+        ("p95 TTFT", canary.ttft_p95_ms, baseline.ttft_p95_ms, p.min_ttft_delta_ms, p.slo_ttft_p95_ms),
+        ("p95 TPOT", canary.tpot_p95_ms, baseline.tpot_p95_ms, p.min_tpot_delta_ms, p.slo_tpot_p95_ms),
+    ):
+        failure, gap = _ratio_check(name, c, b, p.max_latency_ratio, delta, slo)
         if failure:
             failures.append(failure)
         if gap:

@@ -175,7 +175,7 @@ class RolloutWorkflow:
             return "aborted"
         record: dict[str, Any] = {"step": self._step, "percent": percent, "verdict": verdict.verdict,
                                      "reasons": verdict.reasons, "canary": verdict.canary.__dict__,
-                                     "baseline": verdict.baseline.__dict__}
+                                     "baseline": verdict.baseline.__dict__, "source": verdict.source}
         self._verdicts.append(record)
         if verdict.verdict == "fail":
             return "rolled_back"

@@ -1,11 +1,14 @@
 """Activities of the RolloutWorkflow: thin, idempotent adapters over registry placement, routing weights,
-rollout records and agent telemetry; the verdict itself comes from the pure `scheduler.canary`."""
+rollout records and the step's measurements (the gateways' histograms in Prometheus when
+`LLMFLEET_PROMETHEUS_URL` is set, else the agents' telemetry); the verdict itself comes from the pure
+`scheduler.canary`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,6 +23,8 @@ from registry.replicas import PlacementItem, ReplicaStatus, current_placement, l
 from registry.rollouts import RolloutState, begin_rollout, record_progress, rollout_by_workflow
 from scheduler.canary import ArmSample, CanaryPolicy, analyse, analyse_against_slo
 from workflows.activities import _deployment
+from workflows.prometheus_canary import PrometheusArms, PrometheusError
+from workflows.settings import WorkflowSettings
 from workflows.types import (
     AnalyseStep,
     ApplyResult,
@@ -49,9 +54,15 @@ def _non_retryable(error: Invalid | Conflict) -> ApplicationError:
 
 
 class RolloutActivities:
-    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow,
+                 settings: WorkflowSettings | None = None,
+                 prometheus_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._settings = settings if settings is not None else WorkflowSettings()
+        base = self._settings.prometheus_base
+        self._prometheus = None if base is None else PrometheusArms(
+            base, timeout_s=self._settings.prometheus_timeout_s, transport=prometheus_transport)
 
     def all(self) -> list[Callable[..., object]]:
         return [self.begin, self.place_version, self.set_weights, self.analyse_step, self.record, self.finish]
@@ -108,15 +119,33 @@ class RolloutActivities:
     @activity.defn(name="rollout_analyse_step")
     async def analyse_step(self, request: AnalyseStep) -> StepVerdict:
         since = datetime.fromisoformat(request.since)
-        with transaction(self._sessions) as session:
-            row = _deployment(session, request.deployment)
-            canary = self._arm(session, row, _version(row, request.canary_version).id, since)
-            baseline = self._arm(session, row, _version(row, request.baseline_version).id, since)
         policy = CanaryPolicy(min_requests=request.min_requests, max_latency_ratio=request.max_latency_ratio,
                               max_error_rate_delta=request.max_error_rate_delta,
                               slo_ttft_p95_ms=request.slo_ttft_p95_ms, slo_tpot_p95_ms=request.slo_tpot_p95_ms)
+        with transaction(self._sessions) as session:
+            row = _deployment(session, request.deployment)
+            canary_version = _version(row, request.canary_version)
+            baseline_version = _version(row, request.baseline_version)
+            if self._prometheus is None:
+                canary = self._arm(session, row, canary_version.id, since)
+                baseline = self._arm(session, row, baseline_version.id, since)
+                source = "telemetry"
+            else:
+                names = (canary_version.version, baseline_version.version)
+        if self._prometheus is not None:
+            # The step's own traffic: since it began, but never less than a few scrapes' worth.
+            seconds = max((self._clock() - since).total_seconds(), self._settings.canary_min_window_s)
+            try:
+                arms = await self._prometheus.arms(request.deployment, list(names), seconds)
+            except PrometheusError as error:
+                empty = ArmMetrics(0.0, 0.0, None, None)
+                return StepVerdict("inconclusive", [f"Prometheus did not answer: {error}"], empty, empty,
+                                   source="prometheus")
+            canary, baseline = arms[names[0]], arms[names[1]]
+            source = "prometheus"
         result = analyse_against_slo(canary, policy) if request.slo_only else analyse(canary, baseline, policy)
-        return StepVerdict(result.verdict.value, list(result.reasons), _metrics(canary), _metrics(baseline))
+        return StepVerdict(result.verdict.value, list(result.reasons), _metrics(canary), _metrics(baseline),
+                           source=source)
 
     @staticmethod
     def _arm(session: Session, deployment: Deployment, version_id: int, since: datetime) -> ArmSample:

@@ -135,10 +135,13 @@ def bring_up(options: UpOptions) -> None:
     observers: list[Child] = []  # Prometheus (and the dashboard): they only read, so they stop first
     try:
         worker_metrics = f"http://{settings.api_host}:{free_port(settings.api_host)}"
+        # Prometheus starts last, but the worker's canary analysis must know where it will be.
+        prometheus_port = free_port(settings.api_host) if prometheus_binary() is not None else None
         if endpoints is not None:
             wait_for_temporal(endpoints, temporal_children[0], options.ready_timeout)
             worker = start_worker(endpoints, settings.database_url, log_dir,
-                                  metrics_port=int(worker_metrics.rsplit(":", 1)[1]))
+                                  metrics_port=int(worker_metrics.rsplit(":", 1)[1]),
+                                  prometheus_url=f"http://{settings.api_host}:{prometheus_port}" if prometheus_port else None)
             temporal_children.append(worker)
             state.processes.append(worker.record())
         api_child = start_child("api", argv, env=env, log_dir=log_dir)
@@ -169,13 +172,14 @@ def bring_up(options: UpOptions) -> None:
         gateway_url = start_gateway(settings, clusters[0], api_url, log_dir, agents, state, path)
         _wait_ready(f"{gateway_url}/healthz", agents[-1], options.ready_timeout, log_dir / "gateway.log")
         urls["gateway"] = gateway_url
-        if prometheus_binary() is not None:
+        if prometheus_port is not None:
             static = [StaticTarget(url, "agent", {"cluster": c}) for c, url in agent_urls.items()]
             static.append(StaticTarget(gateway_url, "gateway", {"cluster": clusters[0]}))
             if endpoints is not None:
                 static.append(StaticTarget(worker_metrics, "worker"))
             prometheus, prometheus_url, _ = start_prometheus(api_url, api_key, state_dir, log_dir,
-                                                             host=settings.api_host, static=static)
+                                                             host=settings.api_host, port=prometheus_port,
+                                                             static=static)
             observers.append(prometheus)
             state.processes.append(prometheus.record())
             urls["prometheus"] = prometheus_url

@@ -56,11 +56,13 @@ def wait_for_temporal(endpoints: TemporalEndpoints, child: Child, timeout: float
 
 
 def start_worker(endpoints: TemporalEndpoints, database_url: str, log_dir: Path,
-                 metrics_port: int | None = None) -> Child:
+                 metrics_port: int | None = None, prometheus_url: str | None = None) -> Child:
     argv = [sys.executable, "-m", "control_plane.cli.worker_cmd", "--address", endpoints.address]
     env = {"LLMFLEET_DATABASE_URL": database_url}
     if metrics_port is not None:  # the worker's /metrics, for Prometheus
         env["LLMFLEET_WORKER_METRICS_PORT"] = str(metrics_port)
+    if prometheus_url is not None:  # canary analysis reads the gateway histograms there
+        env["LLMFLEET_PROMETHEUS_URL"] = prometheus_url
     return start_child("worker", argv, env=env, log_dir=log_dir)
 
 

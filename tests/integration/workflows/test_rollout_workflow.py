@@ -114,7 +114,9 @@ def test_slow_canary_is_rolled_back(app: FastAPI, temporal: TemporalHarness, fle
         handle = temporal.run(start_rollout(temporal.client, workers.task_queue, rollout_input(), LABELS))
         result = temporal.run(handle.result(), timeout=180)
     assert result.state == "rolled_back"
-    assert result.verdicts[-1]["verdict"] == "fail" and "TTFT" in " ".join(result.verdicts[-1]["reasons"])
+    # 8x slower engine steps: TTFT, TPOT or both break (which one shows first depends on the machine's load).
+    reasons = " ".join(result.verdicts[-1]["reasons"])
+    assert result.verdicts[-1]["verdict"] == "fail" and ("TTFT" in reasons or "TPOT" in reasons), reasons
     assert deployment_version(app) == "v1" and version_weights(app, "chat") == {"v1": 100.0}
     wait_for(lambda: set(ready_endpoints(app, "chat")) == {"v1"}, "the canary replicas drained")
     assert len(ready_endpoints(app, "chat")["v1"]) == 2

@@ -59,3 +59,13 @@ def test_blue_green_is_judged_by_the_slo() -> None:
     assert analyse_against_slo(ArmSample(200, 0, 900, 30), policy).verdict is Verdict.FAIL
     assert analyse_against_slo(ArmSample(0, 0, None, None), policy).verdict is Verdict.INCONCLUSIVE
     assert analyse_against_slo(GOOD, CanaryPolicy()).verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_small_absolute_difference_is_noise_not_a_regression() -> None:
+    # 33 ms against 20 ms is 65 % worse but 13 ms: p95 noise between identical arms at this scale.
+    fast = ArmSample(requests=40, errors=0, ttft_p95_ms=20, tpot_p95_ms=24)
+    assert analyse(ArmSample(40, 0, 33, 26), fast).verdict is Verdict.PASS
+    assert analyse(ArmSample(40, 0, 60, 24), fast).verdict is Verdict.FAIL  # 40 ms more: real
+    assert analyse(ArmSample(40, 0, 20, 36), fast).verdict is Verdict.FAIL  # TPOT +12 ms: real
+    strict = CanaryPolicy(min_ttft_delta_ms=0, min_tpot_delta_ms=0)
+    assert analyse(ArmSample(40, 0, 33, 24), fast, strict).verdict is Verdict.FAIL
