@@ -63,6 +63,9 @@ class PoolIn(_Strict):
     market: Literal["on-demand", "spot"]
     price_per_hour: NonNeg
     max_instances: Annotated[int, Field(ge=0)]
+    # Spot only (ignored on on-demand): the expected fraction of time spot capacity here serves
+    # (scheduler.spot_hints); caps this pool's share of a deployment at max_spot_share x this.
+    spot_availability: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class GpuIn(_Strict):
@@ -332,6 +335,7 @@ def _to_snapshot(scn: ScenarioIn, base_dir: Path) -> Snapshot:
                     p.price_per_hour,
                     p.max_instances,
                     p.zone,
+                    p.spot_availability,
                 )
                 for p in scn.pools
             ),

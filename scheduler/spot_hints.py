@@ -15,7 +15,10 @@ Use in placement (see ``SpotAvailability``):
 - ``share_weight = 1 / f``: traffic on a less reliable spot pool counts more against the deployment's
   ``max_spot_share`` (Σ weight · share ≤ max_spot_share stays linear; with f = 1 it is today's rule);
 - ``usable_spot_share``: the largest plain spot share a deployment can then reach (all on its best pool),
-  for callers that only adjust ``max_spot_share`` and drop unusable pools.
+  for callers that only adjust ``max_spot_share`` and drop unusable pools;
+- ``with_spot_availability``: what the placement uses: each hinted spot pool's ``Pool.spot_availability``
+  becomes its factor (0 when unusable), which caps that pool's share of a deployment at
+  ``max_spot_share x factor`` (``scheduler.placement.eligibility.pool_spot_cap``).
 
 A pool without a zone (SkyPilot picks the zone when launching) takes the best usable zone of its region.
 """
@@ -24,8 +27,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+from scheduler.placement.snapshot import Snapshot
 
 
 class SpotPoolLike(Protocol):
@@ -166,3 +171,32 @@ def usable_spot_share(max_spot_share: float, spot_pools: Iterable[SpotAvailabili
         raise ValueError("max_spot_share must be within [0, 1]")
     best = max((a.factor for a in spot_pools if a.usable), default=0.0)
     return min(1.0, max_spot_share * best)
+
+
+def has_hint(pool: SpotPoolLike, hints: Mapping[tuple[str, str, str | None], ZoneHint]) -> bool:
+    """Is anything known of this pool's spot capacity (its zone, its region, or for a zoneless pool any
+    zone of its region)?"""
+    if pool.zone is not None:
+        return (pool.cloud, pool.region, pool.zone) in hints or (pool.cloud, pool.region, None) in hints
+    return any(c == pool.cloud and r == pool.region for c, r, _ in hints)
+
+
+def with_spot_availability(
+    snapshot: Snapshot, hints: Iterable[ZoneHint], now: float, policy: SpotHintPolicy | None = None
+) -> Snapshot:
+    """The snapshot with each spot pool's ``spot_availability`` set from the fresh hints that concern it
+    (an unusable pool gets 0, which the placement reads as "do not use"); the lower value wins over one
+    already set. Pools nothing is known of keep theirs (by default no cap): the prior alone should not
+    move a plan."""
+    policy = policy or SpotHintPolicy()
+    fresh = fresh_hints(hints, now, policy)
+    pools = []
+    for pool in snapshot.pools:
+        if pool.is_spot and has_hint(pool, fresh):
+            found = pool_availability(pool, fresh, policy)
+            factor = found.factor if found.usable else 0.0
+            if pool.spot_availability is not None:
+                factor = min(factor, pool.spot_availability)
+            pool = replace(pool, spot_availability=factor)
+        pools.append(pool)
+    return replace(snapshot, pools=tuple(pools))

@@ -98,7 +98,7 @@ class FleetActivities:
             for plan_row in previous:
                 if plan_row.reasons and plan_row.reasons[0] == tag:
                     return self._outcome(plan_row, generation)
-            snapshot = planning.build_snapshot(session, row, request.exclude_clusters)
+            snapshot = planning.build_snapshot(session, row, request.exclude_clusters, now=self._clock())
         table = build_candidates(snapshot, self._perf)
         plan = solve(snapshot, table, SolveOptions(time_limit_s=request.time_limit_s, threads=1))
         items = planning.plan_to_items(plan, request.deployment)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +26,9 @@ from scheduler.placement import (
     Snapshot,
 )
 from scheduler.placement import Deployment as PlanDeployment
+from scheduler.spot_hints import SpotHintPolicy, with_spot_availability
 from workflows.regions import FAR_RTT_MS, NEAR_RTT_MS, REGION_COORDS
+from workflows.spot_facts import zone_hints
 
 UNLIMITED_QUOTA = 64  # a pool with no quota recorded: large enough never to bind for one deployment
 UNPLACEABLE = (ClusterHealth.UNHEALTHY, ClusterHealth.CORDONED)
@@ -49,9 +52,12 @@ def _regions(names: Iterable[str], clouds: dict[str, str]) -> tuple[tuple[Region
     return regions, {(a, b): NEAR_RTT_MS if a == b else FAR_RTT_MS for a in names for b in names}
 
 
-def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: Iterable[str] = ()) -> Snapshot:
+def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: Iterable[str] = (),
+                   now: datetime | None = None, spot_policy: SpotHintPolicy | None = None) -> Snapshot:
     """The fleet as the optimizer sees it for one deployment: placeable pools, the deployment's demand and
-    rules, and its healthy replicas now (so re-planning pays for churn)."""
+    rules, and its healthy replicas now (so re-planning pays for churn). With `now`, spot pools in zones
+    that recently lost replicas to preemption (or found no capacity) get their `spot_availability` from
+    `scheduler.spot_hints`, which caps how much of the deployment they may carry."""
     excluded = set(exclude_clusters)
     clusters = [c for c in session.scalars(select(Cluster).order_by(Cluster.name))
                 if c.health not in UNPLACEABLE and c.name not in excluded]
@@ -94,7 +100,11 @@ def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: I
                 and r.version_id == deployment.version_id and pid in known_pools and r.variant in allowed):
             current[(pid, r.variant, r.tensor_parallel)] += 1
     placed = tuple(PlacedReplicas(deployment.name, v, pid, tp, n) for (pid, v, tp), n in sorted(current.items()))
-    return Snapshot(regions=regions, pools=pools, deployments=(plan_dep,), rtt_overrides_ms=rtt, current=placed)
+    snapshot = Snapshot(regions=regions, pools=pools, deployments=(plan_dep,), rtt_overrides_ms=rtt, current=placed)
+    if now is None:
+        return snapshot
+    policy = spot_policy or SpotHintPolicy()
+    return with_spot_availability(snapshot, zone_hints(session, now, policy.max_age_s), now.timestamp(), policy)
 
 
 def plan_to_items(plan: Plan, deployment: str) -> list[tuple[str, str, str, int, int]]:

@@ -16,6 +16,7 @@ from control_plane.schemas.deployments import DeploymentCreate
 from control_plane.params import DeploymentName
 from control_plane.schemas.plans import PlanPreview, PreviewReplicas, PreviewShare, RecordedPlan
 from registry import deployments as registry
+from registry.base import utcnow
 from registry.errors import NotFound
 from registry.plans import PLAN_KEY_PREFIX, latest_plan
 from scheduler.perf_model import PerfModel
@@ -37,7 +38,7 @@ def preview_plan(
     try:
         row = registry.create_deployment(session, team=principal.team, actor=principal.actor, name=body.name,
                                          spec=body.to_spec())
-        snapshot = planning.build_snapshot(session, row)
+        snapshot = planning.build_snapshot(session, row, now=utcnow())  # with spot-availability hints
     finally:
         savepoint.rollback()
     plan = solve(snapshot, build_candidates(snapshot, PerfModel()), SolveOptions(time_limit_s=time_limit_s))

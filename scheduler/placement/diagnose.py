@@ -156,6 +156,14 @@ def _describe(problem: Problem, built) -> list[str]:  # type: ignore[no-untyped-
                 f"max_spot_share: deployment {key} would need {v:.2f} rps more on spot than "
                 f"its cap {d.constraints.max_spot_share:.0%} allows"
             )
+        elif family == "spot_pool":
+            dep, pid = key
+            pool = snap.pool_by_id[pid]
+            by_family["spot"].append(
+                f"spot_availability: deployment {dep} would need {v:.2f} rps more on spot pool {pid} than its "
+                f"availability {pool.spot_availability:.0%} x max_spot_share "
+                f"{snap.deployment_by_name[dep].constraints.max_spot_share:.0%} allows"
+            )
         elif family == "minrep":
             d = snap.deployment_by_name[key]
             by_family[family].append(

@@ -20,7 +20,16 @@ def pool_allowed(deployment: Deployment, pool: Pool) -> bool:
     # for spread, which is not what "no spot" means to anyone.
     if pool.is_spot and c.max_spot_share <= 0.0:
         return False
-    return True
+    cap = pool_spot_cap(deployment, pool)
+    return cap is None or cap > 0.0
+
+
+def pool_spot_cap(deployment: Deployment, pool: Pool) -> float | None:
+    """The largest share of the deployment's traffic one spot pool may serve when its spot availability is
+    known (max_spot_share x availability); None: only the deployment-wide spot cap applies."""
+    if not pool.is_spot or pool.spot_availability is None:
+        return None
+    return deployment.constraints.max_spot_share * pool.spot_availability
 
 
 def variant_allowed(deployment: Deployment, variant: Variant) -> bool:

@@ -15,7 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from scheduler.placement.eligibility import pool_spot_cap
 from scheduler.placement.problem import Problem
+from scheduler.placement.snapshot import Deployment, Pool
 
 EPS = 1e-9
 
@@ -46,6 +48,32 @@ class _Fleet:
         self.gpus[self.problem.pool_of[k].id] += self.problem.candidates[k].tp
 
 
+@dataclass
+class _SpotRoom:
+    """What one deployment may still send to spot: in all (max_spot_share) and per spot pool with a known
+    availability (eligibility.pool_spot_cap)."""
+
+    left: float
+    per_pool: dict[str, float]
+
+    @classmethod
+    def of(cls, deployment: Deployment, pools: Iterable[Pool], rps: float) -> _SpotRoom:
+        caps = {p.id: cap * rps for p in pools if (cap := pool_spot_cap(deployment, p)) is not None}
+        return cls(deployment.constraints.max_spot_share * rps, caps)
+
+    def room(self, pool: Pool) -> float:
+        """How much more traffic the pool may take from the deployment (inf on on-demand)."""
+        if not pool.is_spot:
+            return math.inf
+        return min(self.left, self.per_pool.get(pool.id, math.inf))
+
+    def take(self, pool: Pool, amount: float) -> None:
+        if pool.is_spot:
+            self.left -= amount
+            if pool.id in self.per_pool:
+                self.per_pool[pool.id] -= amount
+
+
 def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> GreedyPlan | None:
     """A plan using `active` options — and, when those run out of quota (`widen`), any option of the
     deployment, so pruning never leaves the MILP without a starting point."""
@@ -73,7 +101,8 @@ def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> 
     snap = problem.snapshot
     for d in sorted(snap.deployments, key=lambda d: -d.total_rps):
         slices = [si for si in problem.slices_by_deployment.get(d.name, []) if problem.slices[si].rps > 0]
-        spot_left = d.constraints.max_spot_share * sum(problem.slices[si].rps for si in slices)
+        spot = _SpotRoom.of(d, snap.pools, sum(problem.slices[si].rps for si in slices))
+
         for si in sorted(slices, key=lambda si: len(routes[si])):
             need = problem.slices[si].rps
             options = routes[si]
@@ -83,12 +112,10 @@ def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> 
                     break
                 if spare[k] <= EPS:
                     continue
-                amount = min(need, spare[k] * cap)
-                if problem.pool_of[k].is_spot:
-                    amount = min(amount, spot_left)
-                    spot_left -= amount
+                amount = min(need, spare[k] * cap, spot.room(problem.pool_of[k]))
                 if amount <= EPS:
                     continue
+                spot.take(problem.pool_of[k], amount)
                 flows[(k, si)] += amount
                 spare[k] -= amount / cap
                 need -= amount
@@ -96,15 +123,13 @@ def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> 
             while need > EPS:
                 best: tuple[float, int, float] | None = None
                 for k, cap in options:
-                    if problem.pool_of[k].is_spot and spot_left <= EPS:
+                    if spot.room(problem.pool_of[k]) <= EPS:
                         continue
                     cost = fleet.marginal(k)
                     if cost is None:
                         continue
                     h = problem.headroom(k)
-                    usable = min(need, h * cap)
-                    if problem.pool_of[k].is_spot:
-                        usable = min(usable, spot_left)
+                    usable = min(need, h * cap, spot.room(problem.pool_of[k]))
                     # Free GPUs still carry a small price so the choice between them stays sensible.
                     score = (cost if cost > 0 else 0.05 * problem.replica_price(k)) / usable
                     if best is None or score < best[0]:
@@ -118,10 +143,8 @@ def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> 
                 fleet.add(k)
                 counts[k] += 1
                 h = problem.headroom(k)
-                amount = min(need, h * cap)
-                if problem.pool_of[k].is_spot:
-                    amount = min(amount, spot_left)
-                    spot_left -= amount
+                amount = min(need, h * cap, spot.room(problem.pool_of[k]))
+                spot.take(problem.pool_of[k], amount)
                 flows[(k, si)] += amount
                 spare[k] += h - amount / cap
                 need -= amount

@@ -12,6 +12,8 @@ Rows (names are what the diagnosis and the pricing step look up)
   minrep[d]   sum_k n[k] >= max(min_replicas(d), ceil(rps(d) / (headroom x best capacity)))
   spread[d,f] sum_{k not in f} n[k] >= m(d)               for every failure domain f: >= 2 domains used
   spot[d]     sum_{k spot, s} y[k,s] <= max_spot_share(d) * rps(d)
+  spot_pool[d,p] sum_{k of d in p, s} y[k,s] <= max_spot_share(d) * spot_availability(p) * rps(d)
+              (only spot pools with a known availability, see eligibility.pool_spot_cap)
   vub_k[k]    sum_s y[k,s] <= L(d,p) n[k]              (cuts, see below; L = d's demand, spot-capped
   vub_dp[d,p] sum_{k of d in p, s} y[k,s] <= L(d,p) inst[p]   on spot pools)
 Objective: sum_p price(p) inst[p] (+ churn penalty in re-plan mode).
@@ -27,10 +29,11 @@ from dataclasses import dataclass, field
 
 import pulp
 
+from scheduler.placement.eligibility import pool_spot_cap
 from scheduler.placement.problem import Problem
 
 # Elastic weights: uncovered demand is blamed last; every policy family before it.
-ELASTIC_WEIGHT = {"demand": 1000.0, "quota": 1.0, "spot": 1.0, "minrep": 1.0, "spread": 1.0}
+ELASTIC_WEIGHT = {"demand": 1000.0, "quota": 1.0, "spot": 1.0, "spot_pool": 1.0, "minrep": 1.0, "spread": 1.0}
 
 
 @dataclass
@@ -131,8 +134,12 @@ def build_model(
         per_dp[(problem.candidates[k].deployment, problem.pool_of[k].id)].append(k)
     for (dep, pid), ks in per_dp.items():
         pool = snap.pool_by_id[pid]
-        c = snap.deployment_by_name[dep].constraints
-        limit = dep_total[dep] * (c.max_spot_share if pool.is_spot else 1.0)
+        d_ = snap.deployment_by_name[dep]
+        c = d_.constraints
+        share = pool_spot_cap(d_, pool)
+        if share is None:
+            share = c.max_spot_share if pool.is_spot else 1.0
+        limit = dep_total[dep] * share
         reach = 0.0  # the most one instance could carry for d
         terms: list[tuple[pulp.LpVariable, float]] = []
         for k in ks:
@@ -161,6 +168,10 @@ def build_model(
                 pulp.LpConstraintLE,
                 0.0,
             )
+        # A spot pool that serves only part of the time may carry only that part of the spot share.
+        cap = pool_spot_cap(d_, pool)
+        if terms and cap is not None and cap < 1.0 and dep_total[dep] > 0:
+            add("spot_pool", (dep, pid), pulp.LpAffineExpression(terms), pulp.LpConstraintLE, cap * dep_total[dep])
     # --- packing and quotas
     for pid, ks in pools_used.items():
         pool = snap.pool_by_id[pid]

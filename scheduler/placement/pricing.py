@@ -49,6 +49,9 @@ def price_out(problem: Problem, built: Built, candidates: Iterable[int], churn_w
     theta = {d: c.pi or 0.0 for d, c in rows.get("spot", {}).items()}
     rho = {d: c.pi or 0.0 for d, c in rows.get("minrep", {}).items()}
     mu = {key: c.pi or 0.0 for key, c in rows.get("vub_dp", {}).items()}
+    # The per-pool spot caps enter exactly like the instance cut: one row per (deployment, pool), <= 0.
+    for key, c in rows.get("spot_pool", {}).items():
+        mu[key] = mu.get(key, 0.0) + (c.pi or 0.0)
     phi_total: dict[str, float] = defaultdict(float)
     phi: dict[tuple[str, str], float] = {}
     for (dep, dom), c in rows.get("spread", {}).items():

@@ -47,10 +47,16 @@ class Pool:
     price_per_hour: float  # per instance, USD
     max_instances: int  # quota
     zone: str | None = None
+    # Spot only: the fraction of time spot capacity here is expected to serve (scheduler.spot_hints). It
+    # caps the share of a deployment's traffic this pool may serve at max_spot_share x spot_availability;
+    # 0 makes the pool unusable. None: no per-pool cap (on-demand pools ignore it).
+    spot_availability: float | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("Pool.id must not be empty")
+        if self.spot_availability is not None and not 0.0 <= self.spot_availability <= 1.0:
+            raise ValueError(f"Pool {self.id}: spot_availability must be within [0, 1]")
         if self.gpus <= 0:
             raise ValueError(f"Pool {self.id}: gpus must be positive")
         if self.price_per_hour < 0:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from scheduler.placement.eligibility import meets_ttft, pool_allowed, tp_options, variant_allowed
+from scheduler.placement.eligibility import (
+    meets_ttft,
+    pool_allowed,
+    pool_spot_cap,
+    tp_options,
+    variant_allowed,
+)
 from scheduler.placement.problem import Problem
 
 TOL = 1e-5
@@ -21,6 +27,7 @@ def violations(problem: Problem, counts: dict[int, int], flows: dict[tuple[int, 
     served: dict[int, float] = defaultdict(float)
     load: dict[int, float] = defaultdict(float)
     spot: dict[str, float] = defaultdict(float)
+    spot_by_pool: dict[tuple[str, str], float] = defaultdict(float)
     for (k, si), f in flows.items():
         if f <= TOL:
             continue
@@ -39,6 +46,7 @@ def violations(problem: Problem, counts: dict[int, int], flows: dict[tuple[int, 
         load[k] += f / route.capacity_rps
         if pool.is_spot:
             spot[c.deployment] += f
+            spot_by_pool[(c.deployment, pool.id)] += f
     for si, s in enumerate(problem.slices):
         if abs(served[si] - s.rps) > TOL * max(1.0, s.rps):
             out.append(f"{s.deployment}: {s.client_region} demand {s.rps:.4f} rps served {served[si]:.4f}")
@@ -78,4 +86,8 @@ def violations(problem: Problem, counts: dict[int, int], flows: dict[tuple[int, 
             out.append(
                 f"max_spot_share: {d.name} sends {spot[d.name] / rps:.2%} to spot > {c.max_spot_share:.0%}"
             )
+        for (dep, pid), f in spot_by_pool.items():
+            cap = pool_spot_cap(d, snap.pool_by_id[pid]) if dep == d.name else None
+            if cap is not None and rps > 0 and f > cap * rps + TOL * max(1.0, rps):
+                out.append(f"spot_availability: {d.name} sends {f / rps:.2%} to {pid} > its cap {cap:.0%}")
     return out
