@@ -14,6 +14,7 @@ from control_plane.stack.processes import Child, free_port, start_child
 
 DEFAULT_PORT = 7233
 DEFAULT_UI_PORT = 8233
+DEMO_AUTOSCALE_INTERVAL_S = 15.0  # the local demo reacts within a minute or two
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,8 @@ def deploy_demo(endpoints: TemporalEndpoints, task_queue: str, deployment: str, 
     return the replicas per cluster the plan chose."""
     from temporalio.client import Client
 
-    from workflows.client import Labels, start_deploy, start_fleet_watch
-    from workflows.types import DeployInput, WatchInput
+    from workflows.client import Labels, signal_autoscale, start_deploy, start_fleet_watch
+    from workflows.types import AutoscaleInput, DeployInput, WatchInput
 
     async def run() -> dict[str, int]:
         client = await Client.connect(endpoints.address)
@@ -83,6 +84,9 @@ def deploy_demo(endpoints: TemporalEndpoints, task_queue: str, deployment: str, 
         result = await asyncio.wait_for(handle.result(), timeout + 30)
         if result.state != "deployed":
             raise CliError(f"the demo deploy ended {result.state}: {result.reason}")
+        # The demo autoscales from the start, as a deployment a team runs would: load brings replicas up.
+        await signal_autoscale(client, task_queue, AutoscaleInput(deployment, interval_s=DEMO_AUTOSCALE_INTERVAL_S),
+                               Labels(team=team, deployment=deployment, version=version), "resume")
         per_cluster: dict[str, int] = {}
         for item in result.replicas:
             per_cluster[item.cluster] = per_cluster.get(item.cluster, 0) + item.count

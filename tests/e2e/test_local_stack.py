@@ -135,6 +135,8 @@ def test_up_json_then_down_leaves_nothing_running(workdir: Path) -> None:
         assert httpx.get(f"{info['dashboard']}/_stcore/health", timeout=10).status_code == 200
         workflows = api.get("/v1/deployments/demo/workflows").json()
         assert workflows["temporal"] is True
+        running = {w["workflow_id"] for w in workflows["workflows"] if w["status"] == "running"}
+        assert "autoscale-demo" in running, workflows  # the demo autoscales from the start
 
         down = subprocess.run([*CLI, "down", "--json"], cwd=workdir, env=_env(), text=True, capture_output=True,
                               timeout=180, check=False)
