@@ -90,3 +90,30 @@ def decide(policy: AutoscalePolicy, state: AutoscaleState, obs: Observation) -> 
                 AutoscaleState(forecast_rps=predicted, lower_for=lower_for))
     return (Decision(wanted, f"scale down: forecast {predicted:.2f} rps"),
             AutoscaleState(forecast_rps=predicted, lower_for=0))
+
+
+def resize(counts: list[int], load_rps: list[float], target: int) -> list[int]:
+    """Where a new replica count goes, keeping the placement's shape: each replica added joins the item whose
+    replicas carry the most load each (that is where the routing sends traffic; a replica added where no
+    traffic is routed would serve nothing), and each one removed leaves the item whose replicas carry the
+    least, taking from items with more than one replica first so failure domains are kept while possible.
+    `load_rps[k]` is the observed request rate of item k's replicas together; ties go to the larger item,
+    then the earlier one. Returns the new counts (the input is not changed)."""
+    if len(counts) != len(load_rps):
+        raise ValueError("counts and load_rps must have one entry per item")
+    new = list(counts)
+    if not new:
+        return new
+
+    def per_replica(k: int) -> float:
+        return load_rps[k] / new[k] if new[k] else math.inf
+
+    target = max(target, 0)
+    while sum(new) < target:
+        k = max(range(len(new)), key=lambda k: (per_replica(k), new[k], -k))
+        new[k] += 1
+    while sum(new) > target:
+        spare = [k for k in range(len(new)) if new[k] > 1] or [k for k in range(len(new)) if new[k] > 0]
+        k = min(spare, key=lambda k: (per_replica(k), new[k], k))
+        new[k] -= 1
+    return new

@@ -12,6 +12,7 @@ from registry.base import utcnow
 from registry.db import transaction
 from registry.plans import latest_plan
 from registry.replicas import DesiredState, PlacementItem, ReplicaStatus, current_placement, live_replicas_of, set_placement
+from scheduler.autoscale import resize
 from workflows.activities import _deployment
 from workflows.types import ApplyResult, LoadObservation, ObserveLoad, ScaleTo
 
@@ -54,22 +55,26 @@ class AutoscaleActivities:
 
     @activity.defn(name="autoscale_scale_to")
     async def scale_to(self, request: ScaleTo) -> ApplyResult:
-        """Keep the placement's shape and change its size: add to the largest item, take from the smallest.
+        """Keep the placement's shape and change its size: add where the traffic goes (the item whose replicas
+        carry the most observed load each), take from where it does not (`scheduler.autoscale.resize`).
         Surplus replicas drain (the agent stops them only once their in-flight requests are done).
         Level-triggered on the target count, so a retry changes nothing more."""
+        now = self._clock()
         with transaction(self._sessions) as session:
             row = _deployment(session, request.deployment)
             items = [PlacementItem(i.cluster, i.pool, i.variant, i.tensor_parallel, i.count)
                      for i in current_placement(session, row)]
             if not items:
                 return ApplyResult([], [])  # nothing deployed yet: the DeployWorkflow decides the shape
-            counts = [i.count for i in items]
-            target = max(request.replicas, 0)
-            while sum(counts) < target:
-                counts[max(range(len(counts)), key=lambda k: (counts[k], -k))] += 1
-            while sum(counts) > target:
-                k = min((k for k in range(len(counts)) if counts[k] > 0), key=lambda k: (counts[k], -k))
-                counts[k] -= 1
+            load: dict[tuple[str, str, str, int], float] = {}
+            for r in live_replicas_of(session, row.id):
+                if (r.status is ReplicaStatus.READY and r.version_id == row.version_id and r.telemetry is not None
+                        and now - r.telemetry.received_at.replace(tzinfo=now.tzinfo) < STALE_AFTER):
+                    key = (r.cluster.name, r.pool.name, r.variant, r.tensor_parallel)
+                    load[key] = load.get(key, 0.0) + r.telemetry.request_rate
+            counts = resize([i.count for i in items],
+                            [load.get((i.cluster, i.pool, i.variant, i.tensor_parallel), 0.0) for i in items],
+                            request.replicas)
             wanted = [PlacementItem(i.cluster, i.pool, i.variant, i.tensor_parallel, n) for i, n in zip(items, counts, strict=True)]
             change = set_placement(session, deployment=row, items=wanted, actor=request.actor)
             return ApplyResult(change.created, change.drained)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, bounds, decide, forecast
+from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, bounds, decide, forecast, resize
 
 POLICY = AutoscalePolicy(min_replicas=1, max_replicas=10, target_utilisation=0.5, down_delay_intervals=3)
 
@@ -51,3 +51,25 @@ def test_no_telemetry_holds() -> None:
 def test_invalid_policy() -> None:
     with pytest.raises(ValueError):
         AutoscalePolicy(min_replicas=3, max_replicas=2)
+
+
+def test_resize_adds_where_the_traffic_goes_not_to_an_idle_item() -> None:
+    # The spread replica in the first cluster gets no traffic (the plan routes everything to the second):
+    # scaling up there would serve nothing.
+    assert resize([1, 1], [0.0, 8.6], 5) == [1, 4]
+    # Load per replica decides: 3 replicas at 3 rps each are less loaded than 1 at 5 rps.
+    assert resize([3, 1], [9.0, 5.0], 5) == [3, 2]
+
+
+def test_resize_removes_from_the_idlest_and_keeps_failure_domains() -> None:
+    assert resize([1, 4], [0.0, 8.0], 2) == [1, 1]  # never the idle item's last replica first
+    assert resize([2, 2], [1.0, 8.0], 3) == [1, 2]
+    assert resize([1, 1], [0.0, 1.0], 1) == [0, 1]  # below one per item only when the target says so
+
+
+def test_resize_without_telemetry_spreads_by_size_and_order() -> None:
+    assert resize([2, 1], [0.0, 0.0], 4) == [3, 1]  # no load anywhere: the larger item, as before
+    assert sum(resize([2, 1, 3], [0.0, 0.0, 0.0], 9)) == 9
+    assert resize([], [], 3) == []
+    with pytest.raises(ValueError):
+        resize([1], [], 2)
