@@ -3,8 +3,10 @@
 - `llmfleet`: every re-plan interval (and after a loss of capacity), the placement MILP
   (scheduler.placement.solve) on the autoscaling forecast (scheduler.autoscale.forecast of each slice's
   busiest-minute rate), with the running replicas as `current` so the churn penalty applies; between
-  re-plans, scheduler.autoscale.decide per deployment, applied like the AutoscaleWorkflow's scale_to
-  (grow the largest item, shrink the smallest), never below the plan.
+  re-plans, scheduler.autoscale.decide per deployment; the count is applied by growing the item whose
+  next replica costs least (free GPUs in a paid instance first) and shrinking the smallest, never below the
+  plan. This placement step differs from the control plane's (`scheduler.autoscale.resize`, which follows
+  observed load): the simulator routes to any replica, the real gateway only by published shares.
 - `skyserve`: the skyserve baseline's placement (one instance type, spot up to the cap, the rest
   on-demand) on the last minute's QPS every control tick, applied with SkyServe's hysteresis (a higher
   count must persist 300 s, a lower one 1200 s); a replica on a pool that went down is replaced at once
@@ -191,8 +193,7 @@ class Llmfleet(Policy):
             usable = [k for k in keys if k[2] not in view.down_pools] or keys
             while now < decision.replicas and usable:
                 # Grow the item whose next replica costs least: free GPUs in an instance already paid
-                # for first, then the cheapest instance (scale_to grows the largest item; here the
-                # simulator sees instance packing, so it uses it).
+                # for first, then the cheapest instance (the simulator sees instance packing, so it uses it).
                 k = min(usable, key=lambda k: (self._marginal(k), -self.target[k], k))
                 self.target[k] += 1
                 now += 1
