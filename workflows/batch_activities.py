@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -121,13 +122,16 @@ class Request:
     body: dict[str, Any]
 
 
-def requests_of(content: bytes) -> list[Request]:
-    out = []
+def iter_requests(content: bytes) -> Iterator[Request]:
+    """The input file's requests in order, parsed only as far as the caller reads."""
     for number, raw in enumerate(content.split(b"\n"), start=1):
         if raw.strip():
             record = orjson.loads(raw)
-            out.append(Request(number, record["custom_id"], record["url"], record["body"]))
-    return out
+            yield Request(number, record["custom_id"], record["url"], record["body"])
+
+
+def requests_of(content: bytes) -> list[Request]:
+    return list(iter_requests(content))
 
 
 def output_line(result: registry.BatchResult) -> bytes:
@@ -192,10 +196,12 @@ class BatchActivities:
             if batch.status.is_terminal:
                 return ChunkResult(0, 0)
             done = registry.done_custom_ids(session, batch)
-            pending = [r for r in requests_of(registry.file_content(session, batch.team, batch.input_file_id))
-                       if r.custom_id not in done]
+            # Parse only as far as this chunk needs: a large batch would otherwise parse the whole file
+            # once per chunk. The input's records were counted at upload (`total`).
+            requests = iter_requests(registry.file_content(session, batch.team, batch.input_file_id))
+            chunk = list(islice((r for r in requests if r.custom_id not in done), request.limit))
+            pending = batch.total - len(done)
             team, pk = batch.team, batch.id
-            chunk = pending[:request.limit]
             targets = {r.body["model"]: self._target(session, team, r.body["model"]) for r in chunk}
         state = _Chunk(pk)
         if not chunk:
@@ -209,14 +215,14 @@ class BatchActivities:
             elif target[1]:
                 runnable.append((r, target[0], target[1]))
         if not runnable:
-            left = len(pending) - state.recorded
+            left = pending - state.recorded
             return ChunkResult(state.recorded, left, wait_s=self._wait_s if left else 0.0,
                                reason="no ready replica" if left else "")
         if all(c.busy for _, _, cands in runnable for c in cands):
-            return ChunkResult(state.recorded, len(pending) - state.recorded, wait_s=self._wait_s,
+            return ChunkResult(state.recorded, pending - state.recorded, wait_s=self._wait_s,
                                reason="every replica is busy with real-time traffic")
         await self._send_all(state, runnable, request)
-        left = len(pending) - state.recorded
+        left = pending - state.recorded
         return ChunkResult(state.recorded, left, wait_s=self._wait_s if state.deferred else 0.0,
                            reason=f"{state.deferred} request(s) found no replica" if state.deferred else "")
 
