@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine
 
 from control_plane import problems
 from control_plane.deps import AppState
-from control_plane.rate_limit import RateLimiter
 from control_plane.observability.install import install_observability
+from control_plane.rate_limit import RateLimiter
 from control_plane.routes import (
     agent_api, audit, batches, clusters, deployments, health, keys, models, plans, rollouts, routing,
 )
@@ -31,7 +32,10 @@ def create_app(
     engine: Engine | None = None,
     limiter: RateLimiter | None = None,
     migrate: bool = True,
+    tracing: TracerProvider | None = None,
 ) -> FastAPI:
+    """`tracing`: the process' provider when the caller made one (`llmfleet serve`); otherwise one is made
+    from the settings (None when no OTLP endpoint is configured)."""
     settings = settings or Settings()
     engine = engine or make_engine(settings.database_url)
     if migrate:
@@ -55,7 +59,7 @@ def create_app(
     for module in (health, models, clusters, deployments, keys, audit, agent_api, routing, rollouts, batches, plans):
         app.include_router(module.router)
     install_observability(app)  # /metrics, costs, Prometheus targets, request latency
-    install_tracing(app, tracer_provider("llmfleet-api", settings.otlp_endpoint))
+    install_tracing(app, tracing or tracer_provider("llmfleet-api", settings.otlp_endpoint))
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

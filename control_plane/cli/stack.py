@@ -30,9 +30,11 @@ def serve(
     from control_plane.tracing import tracer_provider, use_globally
 
     settings = _settings(api_host=host, api_port=port)
-    # The process-wide provider carries the Temporal client's StartWorkflow spans (None: tracing is off).
-    use_globally(tracer_provider("llmfleet-api", settings.otlp_endpoint))
-    app = create_app(settings)
+    # One provider for the process: the API's request spans and the Temporal client's StartWorkflow spans
+    # (None: tracing is off).
+    provider = tracer_provider("llmfleet-api", settings.otlp_endpoint)
+    use_globally(provider)
+    app = create_app(settings, tracing=provider)
     uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
 
 
