@@ -11,13 +11,24 @@ from temporalio import activity
 from registry.base import utcnow
 from registry.db import transaction
 from registry.plans import latest_plan
-from registry.replicas import DesiredState, PlacementItem, ReplicaStatus, current_placement, live_replicas_of, set_placement
+from registry.replicas import (
+    DesiredState, PlacementItem, Replica, ReplicaStatus, ReplicaTelemetry, current_placement, live_replicas_of,
+    set_placement,
+)
 from scheduler.autoscale import resize
 from workflows.activities import _deployment
 from workflows.types import ApplyResult, LoadObservation, ObserveLoad, ScaleTo
 
 PLAN_HEADROOM = 0.8  # the optimizer's default planned load per replica (scheduler.placement.Snapshot.headroom)
 STALE_AFTER = timedelta(minutes=5)  # telemetry older than this says nothing about now
+
+
+def fresh_telemetry(replica: Replica, now: datetime) -> ReplicaTelemetry | None:
+    """A ready replica's latest window when it is recent enough to say something about now."""
+    t = replica.telemetry
+    if replica.status is not ReplicaStatus.READY or t is None:
+        return None
+    return t if now - t.received_at.replace(tzinfo=now.tzinfo) < STALE_AFTER else None
 
 
 class AutoscaleActivities:
@@ -35,9 +46,7 @@ class AutoscaleActivities:
             row = _deployment(session, request.deployment)
             running = [r for r in live_replicas_of(session, row.id)
                        if r.desired_state is DesiredState.RUNNING and r.version_id == row.version_id]
-            ready = [r for r in running if r.status is ReplicaStatus.READY]
-            fresh = [r.telemetry for r in ready if r.telemetry is not None
-                     and now - r.telemetry.received_at.replace(tzinfo=now.tzinfo) < STALE_AFTER]
+            fresh = [t for r in running if (t := fresh_telemetry(r, now)) is not None]
             rps = sum(t.request_rate for t in fresh) if fresh else None
             capacity = request.replica_capacity_rps
             if capacity is None:
@@ -68,10 +77,9 @@ class AutoscaleActivities:
                 return ApplyResult([], [])  # nothing deployed yet: the DeployWorkflow decides the shape
             load: dict[tuple[str, str, str, int], float] = {}
             for r in live_replicas_of(session, row.id):
-                if (r.status is ReplicaStatus.READY and r.version_id == row.version_id and r.telemetry is not None
-                        and now - r.telemetry.received_at.replace(tzinfo=now.tzinfo) < STALE_AFTER):
+                if r.version_id == row.version_id and (t := fresh_telemetry(r, now)) is not None:
                     key = (r.cluster.name, r.pool.name, r.variant, r.tensor_parallel)
-                    load[key] = load.get(key, 0.0) + r.telemetry.request_rate
+                    load[key] = load.get(key, 0.0) + t.request_rate
             counts = resize([i.count for i in items],
                             [load.get((i.cluster, i.pool, i.variant, i.tensor_parallel), 0.0) for i in items],
                             request.replicas)
