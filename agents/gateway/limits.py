@@ -25,6 +25,8 @@ class LimitConfig:
 
     def for_key(self, requests_per_minute: int | None, tokens_per_minute: int | None) -> LimitConfig:
         """A key's own limits (from the registry) where it has them, this default elsewhere."""
+        if requests_per_minute is None and tokens_per_minute is None:
+            return self  # the common case on the hot path: no per-request allocation
         return LimitConfig(self.requests_per_minute if requests_per_minute is None else requests_per_minute,
                            self.tokens_per_minute if tokens_per_minute is None else tokens_per_minute)
 
