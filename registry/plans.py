@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Float, ForeignKey, String, select
@@ -35,3 +36,30 @@ def latest_plan(session: Session, deployment_id: int) -> Plan | None:
     return session.scalar(
         select(Plan).where(Plan.deployment_id == deployment_id).order_by(Plan.id.desc()).limit(1)
     )
+
+
+def find_keyed_plan(session: Session, deployment_id: int, key: str, look_back: int = 20) -> Plan | None:
+    """The plan an activity recorded under `key`, among the deployment's latest ones."""
+    tag = PLAN_KEY_PREFIX + key
+    recent = session.scalars(
+        select(Plan).where(Plan.deployment_id == deployment_id).order_by(Plan.id.desc()).limit(look_back)
+    )
+    return next((p for p in recent if p.reasons and p.reasons[0] == tag), None)
+
+
+def record_keyed_plan(session: Session, deployment_id: int, key: str, *, status: str, cost_per_hour: float | None,
+                      lower_bound_per_hour: float | None, solve_seconds: float,
+                      items: list[tuple[str, str, str, int, int]], shares: list[tuple[str, str, float]],
+                      reasons: list[str], created_at: datetime) -> Plan:
+    """Record a plan as (cluster, pool, variant, tp, count) items and (client region, cluster, share) shares."""
+    row = Plan(
+        deployment_id=deployment_id, status=status, cost_per_hour=cost_per_hour,
+        lower_bound_per_hour=lower_bound_per_hour, solve_seconds=solve_seconds,
+        replicas=[{"cluster": c, "pool": p, "variant": v, "tensor_parallel": tp, "count": n}
+                  for c, p, v, tp, n in items],
+        routing=[{"client_region": r, "cluster": c, "share": s} for r, c, s in shares],
+        reasons=[PLAN_KEY_PREFIX + key, *reasons], created_at=created_at,
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -24,8 +24,8 @@ from registry.db import transaction
 from registry.deployments import Deployment
 from registry.errors import Conflict, Invalid
 from registry.model_versions import find_version
-from registry.plans import PLAN_KEY_PREFIX
 from registry.plans import Plan as PlanRow
+from registry.plans import find_keyed_plan, record_keyed_plan
 from registry.replicas import DesiredState, PlacementItem, ReplicaStatus, current_placement, live_replicas_of, set_placement
 from scheduler.perf_model import PerfModel
 from scheduler.placement import SolveOptions, build_candidates, solve
@@ -88,16 +88,12 @@ class FleetActivities:
         return await asyncio.to_thread(self._plan, request)
 
     def _plan(self, request: PlanRequest) -> PlanOutcome:
-        tag = PLAN_KEY_PREFIX + request.key
         with transaction(self._sessions) as session:
             row = _deployment(session, request.deployment)
             generation = row.desired_generation
-            previous = session.scalars(
-                select(PlanRow).where(PlanRow.deployment_id == row.id).order_by(PlanRow.id.desc()).limit(20)
-            )
-            for plan_row in previous:
-                if plan_row.reasons and plan_row.reasons[0] == tag:
-                    return self._outcome(plan_row, generation)
+            found = find_keyed_plan(session, row.id, request.key)
+            if found is not None:
+                return self._outcome(found, generation)
             snapshot = planning.build_snapshot(session, row, request.exclude_clusters, now=self._clock())
         table = build_candidates(snapshot, self._perf)
         plan = solve(snapshot, table, SolveOptions(time_limit_s=request.time_limit_s, threads=1))
@@ -111,16 +107,10 @@ class FleetActivities:
             else:
                 reasons = list(plan.reasons) + list(plan.binding)
                 status = plan.status if plan.ok else "infeasible"
-            plan_row = PlanRow(
-                deployment_id=row.id, status=status, cost_per_hour=plan.cost_per_hour,
+            plan_row = record_keyed_plan(
+                session, row.id, request.key, status=status, cost_per_hour=plan.cost_per_hour,
                 lower_bound_per_hour=plan.lower_bound_per_hour, solve_seconds=plan.solve_seconds,
-                replicas=[{"cluster": c, "pool": p, "variant": v, "tensor_parallel": tp, "count": n}
-                          for c, p, v, tp, n in items],
-                routing=[{"client_region": r, "cluster": c, "share": s} for r, c, s in shares],
-                reasons=[tag] + reasons, created_at=self._clock(),
-            )
-            session.add(plan_row)
-            session.flush()
+                items=items, shares=shares, reasons=reasons, created_at=self._clock())
             return self._outcome(plan_row, generation)
 
     @staticmethod

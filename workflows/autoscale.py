@@ -1,9 +1,15 @@
 """AutoscaleWorkflow (id `autoscale-{deployment}`): one per deployment, long-running, continue-as-new.
 
 Each interval: observe the load (activity), decide with the pure `scheduler.autoscale` policy (inside the
-workflow: it is deterministic, and the simulator runs the same function), apply the difference (activity).
-Pause and resume by signal. After `iterations_per_run` intervals it continues as new, carrying the
-forecast, the scale-down counter and the pause flag, so the history never grows without bound.
+workflow: it is deterministic, and the simulator runs the same function). When the policy wants a different
+count, re-plan through the placement MILP on the forecast with the churn penalty
+(`scheduler.autoscale_replan`, in an activity) and apply the difference make-before-break, as a deploy
+does: new replicas start beside the old ones, routing moves once they are ready, then the surplus drains
+(the agent stops a draining replica only once its in-flight requests are done). New replicas that are not
+ready in time are undone (the previous placement is written back) and the next interval tries again. If
+the MILP finds no plan, the current placement is resized in place (`scheduler.autoscale.resize`), so load
+is still served. Pause and resume by signal. After `iterations_per_run` intervals it continues as new,
+carrying the forecast, the scale-down counter and the pause flag, so the history never grows without bound.
 """
 
 from __future__ import annotations
@@ -14,11 +20,16 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, decide
+    from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Decision, Observation, decide
+    from workflows.activities import FleetActivities
     from workflows.autoscale_activities import AutoscaleActivities
-    from workflows.types import AutoscaleInput, ObserveLoad, ScaleTo
+    from workflows.deploy import union_items
+    from workflows.types import (
+        ApplyPlacement, AutoscaleInput, ObserveLoad, PublishShares, ReplanRequest, ScaleTo, WaitReady,
+    )
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3)
 SHORT = timedelta(seconds=60)
@@ -33,6 +44,7 @@ class AutoscaleWorkflow:
     def __init__(self) -> None:
         self._paused = False
         self._last: dict[str, Any] = {}
+        self._replans = 0
 
     @workflow.signal
     def pause(self) -> None:
@@ -71,7 +83,53 @@ class AutoscaleWorkflow:
         decision, state = decide(policy, state, Observation(obs.rps, obs.replicas, obs.capacity_rps))
         self._last = {"replicas": decision.replicas, "observed_rps": obs.rps, "reason": decision.reason}
         if decision.replicas != obs.replicas and obs.replicas > 0:
-            await workflow.execute_activity_method(
-                AutoscaleActivities.scale_to, ScaleTo(inp.deployment, decision.replicas, inp.actor),
-                start_to_close_timeout=SHORT, retry_policy=RETRY)
+            if workflow.patched("autoscale-replan"):
+                await self._replan(inp, decision, state.forecast_rps or 0.0)
+            else:
+                await self._scale_in_place(inp, decision.replicas)
         return state
+
+    async def _scale_in_place(self, inp: AutoscaleInput, replicas: int) -> None:
+        await workflow.execute_activity_method(
+            AutoscaleActivities.scale_to, ScaleTo(inp.deployment, replicas, inp.actor),
+            start_to_close_timeout=SHORT, retry_policy=RETRY)
+
+    async def _replan(self, inp: AutoscaleInput, decision: Decision, forecast_rps: float) -> None:
+        info = workflow.info()
+        self._replans += 1
+        outcome = await workflow.execute_activity_method(
+            AutoscaleActivities.replan,
+            ReplanRequest(inp.deployment, forecast_rps, decision.replicas,
+                          key=f"{info.workflow_id}/{info.run_id}/replan-{self._replans}",
+                          time_limit_s=inp.plan_time_limit_s),
+            start_to_close_timeout=timedelta(seconds=inp.plan_time_limit_s * 20 + 60), retry_policy=RETRY)
+        if not outcome.ok:
+            # No plan (a quota, every cluster of a region lost...): resize what runs so the load is served.
+            self._last["reason"] = f"{decision.reason}; {outcome.reason}; resized in place"
+            await self._scale_in_place(inp, decision.replicas)
+            return
+        self._last.update(replicas=sum(i.count for i in outcome.items), reason=f"{decision.reason}; {outcome.reason}",
+                          plan_id=outcome.plan_id)
+        actor = f"{inp.actor}:replan-{self._replans}"
+        try:
+            await workflow.execute_activity_method(
+                FleetActivities.apply_placement,
+                ApplyPlacement(inp.deployment, union_items(outcome.previous, outcome.items), actor),
+                start_to_close_timeout=SHORT, retry_policy=RETRY)
+            await workflow.execute_activity_method(
+                FleetActivities.wait_ready,
+                WaitReady(inp.deployment, outcome.items, inp.ready_timeout_s, inp.poll_interval_s),
+                start_to_close_timeout=timedelta(seconds=inp.ready_timeout_s + 60),
+                heartbeat_timeout=timedelta(seconds=max(5.0, inp.poll_interval_s * 3)), retry_policy=RETRY)
+            await workflow.execute_activity_method(
+                FleetActivities.publish_shares, PublishShares(inp.deployment, outcome.shares, actor),
+                start_to_close_timeout=SHORT, retry_policy=RETRY)
+            await workflow.execute_activity_method(
+                FleetActivities.apply_placement, ApplyPlacement(inp.deployment, outcome.items, actor),
+                start_to_close_timeout=SHORT, retry_policy=RETRY)
+        except ActivityError as error:
+            # Never leave the fleet half-changed: put back what ran and try again next interval.
+            await workflow.execute_activity_method(
+                FleetActivities.apply_placement, ApplyPlacement(inp.deployment, outcome.previous, f"{actor}:restore"),
+                start_to_close_timeout=SHORT, retry_policy=RETRY)
+            self._last["reason"] = f"re-plan undone, previous placement restored: {error.cause or error}"

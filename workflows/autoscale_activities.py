@@ -1,8 +1,11 @@
-"""Activities of the AutoscaleWorkflow: read the load the agents reported, and scale the placement."""
+"""Activities of the AutoscaleWorkflow: read the load the agents reported, re-plan through the MILP, and
+(when the MILP finds no plan) resize the placement as it stands."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,16 +13,22 @@ from temporalio import activity
 
 from registry.base import utcnow
 from registry.db import transaction
-from registry.plans import latest_plan
+from registry.plans import Plan as PlanRow
+from registry.plans import find_keyed_plan, record_keyed_plan
 from registry.replicas import (
     DesiredState, PlacementItem, Replica, ReplicaStatus, ReplicaTelemetry, current_placement, live_replicas_of,
     set_placement,
 )
 from scheduler.autoscale import resize
+from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, replan
+from scheduler.perf_model import PerfModel
+from scheduler.placement import SolveOptions, build_candidates
+from workflows import planning
 from workflows.activities import _deployment
-from workflows.types import ApplyResult, LoadObservation, ObserveLoad, ScaleTo
+from workflows.types import (
+    ApplyResult, Item, LoadObservation, ObserveLoad, ReplanOutcome, ReplanRequest, ScaleTo, Share,
+)
 
-PLAN_HEADROOM = 0.8  # the optimizer's default planned load per replica (scheduler.placement.Snapshot.headroom)
 STALE_AFTER = timedelta(minutes=5)  # telemetry older than this says nothing about now
 
 
@@ -32,12 +41,14 @@ def fresh_telemetry(replica: Replica, now: datetime) -> ReplicaTelemetry | None:
 
 
 class AutoscaleActivities:
-    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, perf: PerfModel | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._sessions = sessions
+        self._perf = perf if perf is not None else PerfModel()
         self._clock = clock
 
     def all(self) -> list[Callable[..., object]]:
-        return [self.observe, self.scale_to]
+        return [self.observe, self.replan, self.scale_to]
 
     @activity.defn(name="autoscale_observe")
     async def observe(self, request: ObserveLoad) -> LoadObservation:
@@ -50,17 +61,49 @@ class AutoscaleActivities:
             rps = sum(t.request_rate for t in fresh) if fresh else None
             capacity = request.replica_capacity_rps
             if capacity is None:
-                # The plan sized its replicas for the declared demand at the optimizer's headroom.
-                plan = latest_plan(session, row.id)
-                planned = sum(int(i["count"]) for i in plan.replicas) if plan is not None else 0
-                declared = sum(float(d["rps"]) for d in row.demand)
-                capacity = declared / planned / PLAN_HEADROOM if planned and declared else 0.0
+                # What the MILP believes these replicas sustain at the declared request mix.
+                snapshot = planning.build_snapshot(session, row, count_starting=True)
+                placed = {p.pool for p in snapshot.current}
+                snapshot = replace(snapshot, pools=tuple(p for p in snapshot.pools if p.id in placed))
+                capacity = placed_capacity_rps(snapshot, build_candidates(snapshot, self._perf), row.name) or 0.0
             prices = [r.pool.price_per_hour * r.tensor_parallel / r.pool.gpus_per_instance for r in running]
             return LoadObservation(
                 rps=rps, replicas=len(running), capacity_rps=capacity, min_replicas=row.min_replicas,
                 max_replicas=row.max_replicas, budget_per_hour=row.budget_per_hour,
                 price_per_replica_hour=max(prices) if prices else 0.0,
             )
+
+    @activity.defn(name="autoscale_replan")
+    async def replan(self, request: ReplanRequest) -> ReplanOutcome:
+        """The MILP on the forecast, with what runs (or is starting) as the current placement, so the churn
+        penalty keeps replicas where moving them does not pay; recorded as a Plan row under the request's
+        key (a retry finds it). Nothing is applied here: the workflow changes the placement make-before-
+        break with the fleet activities."""
+        return await asyncio.to_thread(self._replan, request)
+
+    def _replan(self, request: ReplanRequest) -> ReplanOutcome:
+        with transaction(self._sessions) as session:
+            row = _deployment(session, request.deployment)
+            previous = [Item(p.cluster, p.pool, p.variant, p.tensor_parallel, p.count)
+                        for p in current_placement(session, row)]
+            found = find_keyed_plan(session, row.id, request.key)
+            if found is not None:
+                return _outcome(found, previous)
+            snapshot = planning.build_snapshot(session, row, now=self._clock(), count_starting=True)
+            limits = ReplanLimits(request.floor_replicas, row.max_replicas, row.budget_per_hour)
+        table = build_candidates(snapshot, self._perf)
+        result = replan(snapshot, table, request.deployment, request.demand_rps, limits,
+                        SolveOptions(time_limit_s=request.time_limit_s, threads=1))
+        plan = result.plan
+        with transaction(self._sessions) as session:
+            row = _deployment(session, request.deployment)
+            found = record_keyed_plan(
+                session, row.id, request.key, status=plan.status if plan.ok else "infeasible",
+                cost_per_hour=plan.cost_per_hour, lower_bound_per_hour=plan.lower_bound_per_hour,
+                solve_seconds=plan.solve_seconds, items=planning.plan_to_items(plan, request.deployment),
+                shares=planning.plan_to_shares(plan, request.deployment),
+                reasons=[f"autoscale: {result.reason}", *plan.reasons, *plan.binding], created_at=self._clock())
+            return _outcome(found, previous)
 
     @activity.defn(name="autoscale_scale_to")
     async def scale_to(self, request: ScaleTo) -> ApplyResult:
@@ -86,3 +129,11 @@ class AutoscaleActivities:
             wanted = [PlacementItem(i.cluster, i.pool, i.variant, i.tensor_parallel, n) for i, n in zip(items, counts, strict=True)]
             change = set_placement(session, deployment=row, items=wanted, actor=request.actor)
             return ApplyResult(change.created, change.drained)
+
+
+def _outcome(row: PlanRow, previous: list[Item]) -> ReplanOutcome:
+    ok = row.status in ("optimal", "feasible")
+    return ReplanOutcome(
+        ok=ok, reason=row.reasons[1] if len(row.reasons) > 1 else row.status, previous=previous,
+        items=[Item(**i) for i in row.replicas] if ok else [],
+        shares=[Share(**s) for s in row.routing] if ok else [], plan_id=row.id)

@@ -32,6 +32,7 @@ from workflows.spot_facts import zone_hints
 
 UNLIMITED_QUOTA = 64  # a pool with no quota recorded: large enough never to bind for one deployment
 UNPLACEABLE = (ClusterHealth.UNHEALTHY, ClusterHealth.CORDONED)
+STARTING_OR_READY = (ReplicaStatus.PENDING, ReplicaStatus.PROVISIONING, ReplicaStatus.STARTING, ReplicaStatus.READY)
 
 
 def pool_id(cluster: str, pool: str) -> str:
@@ -53,9 +54,12 @@ def _regions(names: Iterable[str], clouds: dict[str, str]) -> tuple[tuple[Region
 
 
 def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: Iterable[str] = (),
-                   now: datetime | None = None, spot_policy: SpotHintPolicy | None = None) -> Snapshot:
+                   now: datetime | None = None, spot_policy: SpotHintPolicy | None = None,
+                   count_starting: bool = False) -> Snapshot:
     """The fleet as the optimizer sees it for one deployment: placeable pools, the deployment's demand and
-    rules, and its healthy replicas now (so re-planning pays for churn). With `now`, spot pools in zones
+    rules, and its healthy replicas now (so re-planning pays for churn). `count_starting` also counts the
+    replicas on their way up as placed (the autoscaler re-plans while its last scale-up is still starting;
+    without them it would move what it just asked for). With `now`, spot pools in zones
     that recently lost replicas to preemption (or found no capacity) get their `spot_availability` from
     `scheduler.spot_hints`, which caps how much of the deployment they may carry."""
     excluded = set(exclude_clusters)
@@ -93,10 +97,11 @@ def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: I
     region_names = {c.region for c in all_clusters} | {s.client_region for s in demand}
     regions, rtt = _regions(region_names, clouds)
     known_pools = {p.id for p in pools}
+    placed_statuses = STARTING_OR_READY if count_starting else (ReplicaStatus.READY,)
     current: dict[tuple[str, str, int], int] = defaultdict(int)
     for r in live_replicas_of(session, deployment.id):
         pid = pool_id(r.cluster.name, r.pool.name)
-        if (r.status is ReplicaStatus.READY and r.desired_state is DesiredState.RUNNING
+        if (r.status in placed_statuses and r.desired_state is DesiredState.RUNNING
                 and r.version_id == deployment.version_id and pid in known_pools and r.variant in allowed):
             current[(pid, r.variant, r.tensor_parallel)] += 1
     placed = tuple(PlacedReplicas(deployment.name, v, pid, tp, n) for (pid, v, tp), n in sorted(current.items()))

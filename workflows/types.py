@@ -252,13 +252,16 @@ class FinishRollout:
 class AutoscaleInput:
     deployment: str
     interval_s: float = 30.0
-    replica_capacity_rps: float | None = None  # None: estimated from the deployment's plan
+    replica_capacity_rps: float | None = None  # None: the performance model's, at the declared request mix
     target_utilisation: float = 0.7
     up_alpha: float = 0.8
     down_alpha: float = 0.2
     down_delay_intervals: int = 3
     iterations_per_run: int = 100  # then continue-as-new, so the history stays short
     actor: str = "workflow:autoscale"
+    plan_time_limit_s: float = 5.0  # per MILP solve of a re-plan
+    ready_timeout_s: float = 900.0  # new replicas of a re-plan must be ready within this, else it is undone
+    poll_interval_s: float = 2.0
     # Carried across continue-as-new:
     paused: bool = False
     forecast_rps: float | None = None
@@ -287,6 +290,25 @@ class ScaleTo:
     deployment: str
     replicas: int
     actor: str
+
+
+@dataclass
+class ReplanRequest:
+    deployment: str
+    demand_rps: float  # the forecast
+    floor_replicas: int  # the policy's count
+    key: str  # workflow id / run id / interval: a retried activity finds its plan instead of solving again
+    time_limit_s: float = 5.0
+
+
+@dataclass
+class ReplanOutcome:
+    ok: bool
+    reason: str
+    previous: list[Item] = field(default_factory=list)  # the placement when it was planned
+    items: list[Item] = field(default_factory=list)
+    shares: list[Share] = field(default_factory=list)
+    plan_id: int | None = None
 
 
 # ---- failover ---------------------------------------------------------------------------------------

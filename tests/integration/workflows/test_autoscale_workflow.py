@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from registry.db import transaction
+from registry.deployments import Deployment
+from registry.plans import Plan as PlanRow
+from registry.plans import latest_plan
+from registry.replicas import current_placement
+from registry.routing import RoutingState, routing_for
 from tests.integration.agents.agent_harness import AgentThread, ControlPlaneServer, wait_for
 from tests.integration.workflows.fleet_helpers import POOL, Load, Workers, ready_endpoints, small_deployment, start_agent
 from tests.integration.workflows.temporal_harness import TemporalHarness, save_history
@@ -22,6 +29,7 @@ from workflows.client import Labels, signal_autoscale
 from workflows.types import AutoscaleInput
 
 CLUSTER = "aws-use1"
+DEAR_POOL = "p5.4xlarge/on-demand"
 LABELS = Labels(team="search", deployment="chat", version="v1")
 
 
@@ -44,6 +52,26 @@ def fleet(app: FastAPI, team: httpx.Client, control_plane: ControlPlaneServer, t
     agent.stop()
 
 
+def placed_pools(app: FastAPI) -> set[str]:
+    with transaction(app.state.llmfleet.sessions) as session:
+        row = session.scalar(select(Deployment).where(Deployment.name == "chat"))
+        return {p.pool for p in current_placement(session, row)} if row is not None else set()
+
+
+def autoscaler_plan(app: FastAPI) -> tuple[PlanRow, set[tuple[str, str, str, int, int]], set[tuple[str, str]]]:
+    """The latest plan row, the placement as it stands, and the published (client region, cluster) shares."""
+    with transaction(app.state.llmfleet.sessions) as session:
+        row = session.scalar(select(Deployment).where(Deployment.name == "chat"))
+        assert row is not None
+        plan = latest_plan(session, row.id)
+        assert plan is not None
+        placed = {(p.cluster, p.pool, p.variant, p.tensor_parallel, p.count) for p in current_placement(session, row)}
+        route = routing_for(session, row, session.get(RoutingState, row.id))
+        shares = {(region, c) for region, split in route.shares.items() for c, s in split.items() if s > 0}
+        session.expunge(plan)
+        return plan, placed, shares
+
+
 def test_scales_up_under_load_and_down_after_it(app: FastAPI, temporal: TemporalHarness, fleet: AgentThread,
                                                 workers: Workers) -> None:
     # One replica "holds" 2 rps at 50 %: the load thread's tens of rps need the maximum, 3.
@@ -54,6 +82,13 @@ def test_scales_up_under_load_and_down_after_it(app: FastAPI, temporal: Temporal
         wait_for(lambda: len(ready_endpoints(app, "chat").get("v1", [])) == 3, "scale-up to max_replicas 3",
                  timeout=60)
         assert load.failed == 0
+    # The scale-up went through the MILP (the policy's count, 3, as its floor): the autoscaler's plan is what
+    # was applied, and its routing was published.
+    plan, placed, shares = autoscaler_plan(app)
+    assert plan.reasons[1].startswith("autoscale: re-planned for"), plan.reasons
+    assert placed == {(i["cluster"], i["pool"], i["variant"], i["tensor_parallel"], i["count"]) for i in plan.replicas}
+    assert sum(i["count"] for i in plan.replicas) == 3
+    assert shares == {(s["client_region"], s["cluster"]) for s in plan.routing} == {("us-east-1", CLUSTER)}
     wait_for(lambda: len(ready_endpoints(app, "chat").get("v1", [])) == 1, "scale-down to min_replicas 1",
              timeout=90)
     status = temporal.run(handle.query(AutoscaleWorkflow.status))
@@ -70,3 +105,33 @@ def test_scales_up_under_load_and_down_after_it(app: FastAPI, temporal: Temporal
     # Record a history that ran through decide() and continue-as-new (the first run).
     temporal.run(save_history(temporal.client.get_workflow_handle("autoscale-chat", run_id=handle.result_run_id),
                               "autoscale"))
+
+
+def test_a_scale_up_re_plans_onto_cheaper_capacity_make_before_break(
+        app: FastAPI, temporal: TemporalHarness, team: httpx.Client, control_plane: ControlPlaneServer,
+        workers: Workers, tmp_path: Path) -> None:
+    # One replica on the dearest pool (an H100 at $6.88/h, placed by hand). Resizing in place could only add
+    # H100s ($20.64/h for 3); the MILP re-plan adds the capacity on the cheap L4 pool (and retires the H100
+    # too when the L4s alone carry the forecast, which depends on how fast this machine drives the load).
+    small_deployment(team, constraints={"allowed_regions": ["us-east-1"], "max_replicas": 3, "max_quality_drop": 0.05})
+    agent = start_agent(app, control_plane, tmp_path, CLUSTER, window_s=1.0)
+    try:
+        ok(team.put("/v1/deployments/chat/placement", json={"replicas": [
+            {"cluster": CLUSTER, "pool": DEAR_POOL, "variant": "fp8", "count": 1}]}))
+        wait_for(lambda: len(ready_endpoints(app, "chat").get("v1", [])) == 1, "the H100 replica")
+        inp = AutoscaleInput("chat", interval_s=0.5, replica_capacity_rps=2.0, target_utilisation=0.5,
+                             down_delay_intervals=1000, iterations_per_run=50)
+        handle = temporal.run(signal_autoscale(temporal.client, workers.task_queue, inp, LABELS, "resume"))
+        with Load(app, "chat") as load:
+            wait_for(lambda: placed_pools(app) - {DEAR_POOL} and len(ready_endpoints(app, "chat").get("v1", [])) == 3,
+                     "a re-plan onto the cheaper pool, ready", timeout=60)
+            time.sleep(1.0)
+        assert load.sent > 0 and load.failed == 0  # make before break: no request failed during the move
+        plan, placed, _ = autoscaler_plan(app)
+        assert placed == {(i["cluster"], i["pool"], i["variant"], i["tensor_parallel"], i["count"])
+                          for i in plan.replicas}
+        assert plan.cost_per_hour is not None and plan.cost_per_hour < 3 * 6.88
+        assert sum(i["count"] for i in plan.replicas) == 3
+        temporal.run(handle.terminate("test over"))
+    finally:
+        agent.stop()

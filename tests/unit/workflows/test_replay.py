@@ -23,7 +23,7 @@ FILES = sorted(HISTORIES.glob("*.json"))
 
 def test_histories_are_recorded() -> None:
     assert {"deploy", "deploy_restored", "rollout_promoted", "rollout_rolled_back", "rollout_aborted",
-            "rollout_blue_green", "autoscale", "failover", "fleet_watch_preemption"} <= {f.stem for f in FILES}
+            "rollout_blue_green", "autoscale", "autoscale_before_replan", "failover", "fleet_watch_preemption"} <= {f.stem for f in FILES}
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
