@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +23,12 @@ from starlette.types import Receive, Scope, Send
 from agents.gateway import api_forward
 from agents.gateway.auth import AuthFailure, authenticate
 from agents.gateway.config import GatewayConfig
-from agents.gateway.errors import openai_error
+from agents.gateway.errors import error_answer
 from agents.gateway.limits import Limits
+from agents.gateway.messages import Answer, Incoming
 from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.proxy import Call, Proxy
+from agents.gateway.relay import StreamRelay
 from agents.gateway.snapshot import KeyInfo
 from agents.gateway.splits import PINNED, Assignment, assign, bucket
 from agents.gateway.table import RoutingSource
@@ -34,6 +36,7 @@ from agents.gateway.table import RoutingSource
 REGION_HEADER = "x-llmfleet-client-region"
 USER_HEADER = "x-llmfleet-user"
 SESSION_HEADER = "x-llmfleet-session"
+PRIORITY_HEADER = "x-llmfleet-priority"  # `batch`: below real-time traffic (see GatewayConfig)
 
 
 @dataclass(slots=True)
@@ -48,60 +51,48 @@ class Gateway:
 
     # ---- shared steps -------------------------------------------------------------------------
 
-    def _key(self, request: Request) -> KeyInfo | Response:
-        result = authenticate(request.headers.get("authorization"), self.source.snapshot, self.clock(),
+    def _key(self, headers: Mapping[str, str]) -> KeyInfo | Answer:
+        result = authenticate(headers.get("authorization"), self.source.snapshot, self.clock(),
                               self.config.auth_max_staleness_s)
         if isinstance(result, AuthFailure):
             self.metrics.rejected.labels(result.code).inc()
             type_ = "invalid_request_error" if result.status == 401 else "server_error"
-            headers = {"WWW-Authenticate": "Bearer"} if result.status == 401 else {"Retry-After": "1"}
-            return openai_error(result.status, result.message, type_=type_, code=result.code, headers=headers)
+            headers_ = {"WWW-Authenticate": "Bearer"} if result.status == 401 else {"Retry-After": "1"}
+            return error_answer(result.status, result.message, type_=type_, code=result.code, headers=headers_)
         return result
 
-    async def _body(self, request: Request) -> bytes | Response:
-        limit = self.config.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            self.metrics.rejected.labels("too_large").inc()
-            return openai_error(413, f"request body over {limit} bytes", code="request_too_large")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                self.metrics.rejected.labels("too_large").inc()
-                return openai_error(413, f"request body over {limit} bytes", code="request_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def too_large(self) -> Answer:
+        self.metrics.rejected.labels("too_large").inc()
+        return error_answer(413, f"request body over {self.config.max_body_bytes} bytes", code="request_too_large")
 
-    # ---- endpoints ----------------------------------------------------------------------------
+    # ---- inference (server-neutral: the lean server and the ASGI adapter both call this) -----------
 
-    async def inference(self, request: Request) -> Any:
+    async def inference(self, request: Incoming) -> Answer | StreamRelay:
         started = self.clock()
-        key = self._key(request)
-        if isinstance(key, Response):
+        key = self._key(request.headers)
+        if isinstance(key, Answer):
             return key
         verdict = await self.limits.admit(key.key_id, key.requests_per_minute, key.tokens_per_minute)
         if not verdict.allowed:
             self.metrics.rejected.labels("rate_limited").inc()
-            return openai_error(429, verdict.reason, type_="requests", code="rate_limit_exceeded",
+            return error_answer(429, verdict.reason, type_="requests", code="rate_limit_exceeded",
                                 headers={"Retry-After": str(verdict.retry_after_s)})
-        raw = await self._body(request)
-        if isinstance(raw, Response):
-            return raw
+        raw = request.body
+        if raw is None:
+            return self.too_large()
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return openai_error(400, "the request body is not valid JSON")
+            return error_answer(400, "the request body is not valid JSON")
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            return openai_error(400, "`model` is required and must be a string", param="model")
+            return error_answer(400, "`model` is required and must be a string", param="model")
         call = self._call(request, key, body, raw, started)
-        if isinstance(call, Response):
+        if isinstance(call, Answer):
             return call
         return await self.proxy.forward(call)
 
-    def _call(self, request: Request, key: KeyInfo, body: dict[str, Any], raw: bytes, started: float
-              ) -> Call | Response:
+    def _call(self, request: Incoming, key: KeyInfo, body: dict[str, Any], raw: bytes, started: float
+              ) -> Call | Answer:
         snapshot = self.source.snapshot
         assert snapshot is not None  # authentication needed one
         model: str = body["model"]
@@ -109,45 +100,56 @@ class Gateway:
         route = snapshot.routes.get(name)
         if route is None or not key.may_use(route):
             self.metrics.rejected.labels("model_not_found").inc()
-            return openai_error(404, f"The model `{model}` does not exist or you do not have access to it.",
+            return error_answer(404, f"The model `{model}` does not exist or you do not have access to it.",
                                 param="model", code="model_not_found")
+        headers = request.headers
         if ref:
             version = route.resolve(ref)
             if version is None:
-                return openai_error(404, f"The model `{model}` does not exist: no version or alias {ref!r}.",
+                return error_answer(404, f"The model `{model}` does not exist: no version or alias {ref!r}.",
                                     param="model", code="model_not_found")
             assignment = Assignment(PINNED, version)
         else:
-            user = body.get("user") if isinstance(body.get("user"), str) else request.headers.get(USER_HEADER)
+            user = body.get("user") if isinstance(body.get("user"), str) else headers.get(USER_HEADER)
             point = bucket(route.name, user) if user else self.rng.random() * 100.0
             assignment = assign(route, point)
         payload = raw if model == route.name else orjson.dumps({**body, "model": route.name})
-        path = request.url.path
+        path = request.path
         return Call(
             path=path, payload=payload, stream=bool(body.get("stream")) and not path.endswith("embeddings"),
             route=route, assignment=assignment,
-            client_region=self._region(request, snapshot.regions),
-            affinity=request.headers.get(SESSION_HEADER), key_id=key.key_id, started_at=started,
-            prompt_estimate=len(raw) // 4,
+            client_region=self._region(headers, snapshot.regions),
+            affinity=headers.get(SESSION_HEADER), key_id=key.key_id, started_at=started,
+            prompt_estimate=len(raw) // 4, batch=headers.get(PRIORITY_HEADER, "").lower() == "batch",
         )
 
-    def _region(self, request: Request, known: frozenset[str]) -> str:
+    def _region(self, headers: Mapping[str, str], known: frozenset[str]) -> str:
         # Only regions the routing table knows: the header is client-controlled and becomes a metric label.
-        region = request.headers.get(REGION_HEADER)
+        region = headers.get(REGION_HEADER)
         return region if region is not None and region in known else self.config.region
+
+    # ---- the other endpoints (ASGI: off the hot path) ----------------------------------------------
+
+    async def _asgi_key(self, request: Request) -> KeyInfo | Response:
+        key = self._key(request.headers)
+        return as_response(key) if isinstance(key, Answer) else key
+
+    async def _asgi_body(self, request: Request) -> bytes | Response:
+        body = await read_limited(request.headers, request.stream(), self.config.max_body_bytes)
+        return as_response(self.too_large()) if body is None else body
 
     async def batch_api(self, request: Request) -> Response:
         """Files and batches belong to the control plane: check the key here, forward with it there."""
-        key = self._key(request)
+        key = await self._asgi_key(request)
         if isinstance(key, Response):
             return key
-        raw = await self._body(request)
+        raw = await self._asgi_body(request)
         if isinstance(raw, Response):
             return raw
         return await api_forward.forward(self.source.client, self.source.api_url, request, raw)
 
     async def models(self, request: Request) -> Response:
-        key = self._key(request)
+        key = await self._asgi_key(request)
         if isinstance(key, Response):
             return key
         snapshot = self.source.snapshot
@@ -160,6 +162,9 @@ class Gateway:
                     data.append({"id": f"{route.name}@{version}", "object": "model", "created": 0,
                                  "owned_by": route.team, "parent": route.name})
         return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+    async def _post_only(self, request: Request) -> Response:  # pragma: no cover - FastPath takes POSTs
+        return Response(status_code=405)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         snapshot = self.source.snapshot
@@ -177,9 +182,7 @@ class Gateway:
 
     def _router(self) -> Starlette:
         return Starlette(routes=[
-            HttpRoute("/v1/chat/completions", self.inference, methods=["POST"]),
-            HttpRoute("/v1/completions", self.inference, methods=["POST"]),
-            HttpRoute("/v1/embeddings", self.inference, methods=["POST"]),
+            *(HttpRoute(path, self._post_only, methods=["POST"]) for path in sorted(INFERENCE_PATHS)),
             HttpRoute("/v1/models", self.models, methods=["GET"]),
             HttpRoute("/v1/files", self.batch_api, methods=["GET", "POST"]),
             HttpRoute("/v1/files/{file_id}", self.batch_api, methods=["GET", "DELETE"]),
@@ -196,8 +199,9 @@ INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/emb
 
 
 class FastPath:
-    """Inference POSTs skip Starlette's router and middleware stack (tens of microseconds per request that
-    the gateway's latency budget cannot spare); everything else, lifespan included, goes to the router."""
+    """The gateway as an ASGI app: inference POSTs skip Starlette's router and middleware (tens of
+    microseconds per request); everything else, lifespan included, goes to the router. Production runs the
+    lean server in `server.py` instead; this keeps the gateway usable under any ASGI server."""
 
     def __init__(self, gateway: Gateway, router: Starlette) -> None:
         self.gateway = gateway
@@ -208,7 +212,30 @@ class FastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INFERENCE_PATHS:
-            response = await self.gateway.inference(Request(scope, receive))
-            await response(scope, receive, send)
+            request = Request(scope, receive)
+            body = await read_limited(request.headers, request.stream(), self.gateway.config.max_body_bytes)
+            answer = await self.gateway.inference(Incoming("POST", scope["path"], request.headers, body))
+            await (as_response(answer) if isinstance(answer, Answer) else answer)(scope, receive, send)
             return
         await self.router(scope, receive, send)
+
+
+def as_response(answer: Answer) -> Response:
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = [h for h in response.raw_headers if h[0] == b"content-length"] + answer.headers
+    return response
+
+
+async def read_limited(headers: Mapping[str, str], chunks: AsyncIterator[bytes], limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed `limit` (the rest is not read)."""
+    length = headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return None
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)

@@ -65,12 +65,15 @@ class Balancer:
 
     def pick(
         self, route: Route, version: str | None, client_region: str, exclude: set[str] | frozenset[str] = frozenset(),
-        affinity: str | None = None,
+        affinity: str | None = None, max_load: float | None = None,
     ) -> Pick | None:
-        """A replica for one attempt, or None when nothing is left to try. `version=None`: any version."""
+        """A replica for one attempt, or None when nothing is left to try. `version=None`: any version.
+        `max_load` (batch traffic): only replicas with fewer outstanding requests per unit of capacity."""
         usable = [u for u in route.replicas if u.endpoint not in exclude and self.load(u.endpoint).breaker.allows()]
         if version is not None:
             usable = [u for u in usable if u.version == version]
+        if max_load is not None:
+            usable = [u for u in usable if self.load(u.endpoint).outstanding < max_load * u.capacity_weight]
         if not usable:
             return None
         shares = route.shares.get(client_region)

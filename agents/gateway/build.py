@@ -20,8 +20,9 @@ from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.proxy import Proxy
 from agents.gateway.snapshot import Snapshot
 from agents.gateway.table import RoutingSource
-from agents.gateway.tracing import GatewayTracing, tracer_from_env, upstream_trace_config
-from agents.gateway.upstream import AiohttpUpstream, UpstreamClient
+from agents.gateway.replica_pool import Http1Upstream
+from agents.gateway.tracing import GatewayTracing, tracer_from_env
+from agents.gateway.upstream import UpstreamClient
 
 
 @dataclass(slots=True)
@@ -44,10 +45,9 @@ def build_gateway(
 ) -> Parts:
     rng = rng or random.Random()
     tracer = tracer_from_env()
-    upstream = upstream or AiohttpUpstream(max_connections=config.max_connections,
-                                           connect_timeout_s=config.connect_timeout_s,
-                                           read_timeout_s=config.read_timeout_s,
-                                           trace_configs=[upstream_trace_config(tracer)] if tracer else [])
+    upstream = upstream or Http1Upstream(max_connections=config.max_connections,
+                                         connect_timeout_s=config.connect_timeout_s,
+                                         read_timeout_s=config.read_timeout_s, tracer=tracer)
     api = httpx.AsyncClient(timeout=httpx.Timeout(10.0), transport=api_transport)
     metrics = GatewayMetrics()
     limits = limits or make_limits(config.limits, config.redis_url, wall_clock)
@@ -59,30 +59,33 @@ def build_gateway(
         balancer.forget_missing({u.endpoint for r in snapshot.routes.values() for u in r.replicas})
 
     source.on_change.append(forget)
-    proxy = Proxy(upstream, balancer, metrics, limits, clock, config.max_attempts)
+    proxy = Proxy(upstream, balancer, metrics, limits, clock, config.max_attempts, config.batch_max_outstanding,
+                  config.batch_retry_after_s)
     gateway = Gateway(config, source, proxy, limits, metrics, clock, rng)
     return Parts(gateway, upstream, api, tracer)
 
 
-def asgi_app(parts: Parts) -> FastPath | GatewayTracing:
-    """The app with a lifespan that polls the routing table and closes clients on shutdown."""
+@contextlib.asynccontextmanager
+async def running(parts: Parts) -> AsyncIterator[None]:
+    """While open: the routing table is polled; on exit the clients are closed."""
     gateway = parts.gateway
-    app = gateway.asgi()
+    stop = asyncio.Event()
+    with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+        await gateway.source.refresh()  # serve at once when the control plane is up
+    poller = asyncio.create_task(gateway.source.run(gateway.config.poll_interval_s, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await poller
+        await parts.upstream_client.close()
+        await parts.api_client.aclose()
+        await gateway.limits.close()
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: object) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            await gateway.source.refresh()  # serve at once when the control plane is up
-        poller = asyncio.create_task(gateway.source.run(gateway.config.poll_interval_s, stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            await poller
-            await parts.upstream_client.close()
-            await parts.api_client.aclose()
-            await gateway.limits.close()
 
-    app.use_lifespan(lifespan)
+def asgi_app(parts: Parts, *, lifespan: bool = True) -> FastPath | GatewayTracing:
+    """The gateway as an ASGI app; with `lifespan`, the ASGI lifespan runs `running(parts)`."""
+    app = parts.gateway.asgi()
+    if lifespan:
+        app.use_lifespan(lambda _: running(parts))
     return GatewayTracing(app, parts.tracer) if parts.tracer else app

@@ -28,6 +28,11 @@ class GatewayConfig:
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 5.0
     max_connections: int = 1024
+    # Batch-priority requests (`x-llmfleet-priority: batch`) only go to replicas with fewer outstanding
+    # requests than this per unit of capacity weight; otherwise 429 + Retry-After, so real-time traffic
+    # keeps the headroom and the batch worker backs off.
+    batch_max_outstanding: float = 4.0
+    batch_retry_after_s: int = 2
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -38,3 +43,5 @@ class GatewayConfig:
             raise ValueError("the gateway needs an llmfleet key (lf_...) that may read /v1/routing")
         if self.max_attempts < 1 or self.poll_interval_s <= 0 or self.max_body_bytes <= 0:
             raise ValueError("max_attempts, poll_interval_s and max_body_bytes must be positive")
+        if self.batch_max_outstanding <= 0 or self.batch_retry_after_s < 1:
+            raise ValueError("batch_max_outstanding and batch_retry_after_s must be positive")

@@ -12,9 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
-from agents.gateway.build import asgi_app, build_gateway
+from agents.gateway.build import build_gateway
 from agents.gateway.config import GatewayConfig
 from agents.gateway.limits import LimitConfig
 
@@ -57,8 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error} (key from {' or '.join(KEY_ENV)})", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = asgi_app(build_gateway(config))
-    # uvloop + httptools when installed: the proxy's per-request overhead is mostly event-loop and parsing.
-    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, access_log=False,
-                loop="auto", http="auto", lifespan="on", timeout_graceful_shutdown=30)
+    from agents.gateway.serve import run
+
+    run(build_gateway(config))
     return 0

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from starlette.responses import Response
-
 from agents.gateway.balancer import Balancer
-from agents.gateway.errors import openai_error
+from agents.gateway.errors import error_answer
 from agents.gateway.limits import Limits
+from agents.gateway.messages import Answer
 from agents.gateway.metrics import GatewayMetrics
 from agents.gateway.relay import StreamOutcome, StreamRelay
 from agents.gateway.snapshot import Route, Upstream
@@ -38,6 +37,7 @@ class Call:
     key_id: str
     started_at: float
     prompt_estimate: int  # for token limits when the answer carries no usage (streams)
+    batch: bool = False  # `x-llmfleet-priority: batch`: only spare capacity, else 429 (see GatewayConfig)
 
 
 @dataclass(slots=True)
@@ -48,17 +48,23 @@ class Proxy:
     limits: Limits
     clock: Callable[[], float]
     max_attempts: int = 3
+    batch_max_outstanding: float = 4.0
+    batch_retry_after_s: int = 2
 
-    async def forward(self, call: Call) -> Response | StreamRelay:
+    async def forward(self, call: Call) -> Answer | StreamRelay:
         tried: set[str] = set()
         last_problem = "no ready replica"
+        max_load = self.batch_max_outstanding if call.batch else None
         for attempt in range(self.max_attempts):
-            pick = self.balancer.pick(call.route, call.assignment.version, call.client_region, tried, call.affinity)
+            pick = self.balancer.pick(call.route, call.assignment.version, call.client_region, tried, call.affinity,
+                                      max_load)
             if pick is None and call.assignment.arm != PINNED:
                 # The chosen arm's version has no usable replica (a canary not up yet, or all failing):
                 # serving another version beats failing the request.
-                pick = self.balancer.pick(call.route, None, call.client_region, tried, call.affinity)
+                pick = self.balancer.pick(call.route, None, call.client_region, tried, call.affinity, max_load)
             if pick is None:
+                if call.batch and not attempt:
+                    return self._defer_batch(call)
                 break
             upstream = pick.upstream
             tried.add(upstream.endpoint)
@@ -72,10 +78,16 @@ class Proxy:
                 continue
             return result
         self._count(call, call.assignment.version, 503, None, None, 0, 0)
-        return openai_error(503, f"no replica could serve {call.route.name!r} ({last_problem})",
+        return error_answer(503, f"no replica could serve {call.route.name!r} ({last_problem})",
                             type_="server_error", code="service_unavailable", headers={"Retry-After": "1"})
 
-    async def _attempt(self, call: Call, upstream: Upstream) -> Response | StreamRelay | str:
+    def _defer_batch(self, call: Call) -> Answer:
+        """No replica has spare capacity for batch work: the caller backs off, real-time traffic keeps it."""
+        self.metrics.rejected.labels("batch_deferred").inc()
+        return error_answer(429, "no spare capacity for batch-priority requests; retry later", type_="requests",
+                            code="batch_capacity_busy", headers={"Retry-After": str(self.batch_retry_after_s)})
+
+    async def _attempt(self, call: Call, upstream: Upstream) -> Answer | StreamRelay | str:
         """The answer, or a short reason string when this replica failed before the first byte."""
         try:
             response = await self.client.post(upstream.endpoint + call.path, call.payload)
@@ -120,7 +132,7 @@ class Proxy:
 
     async def _buffered(
         self, call: Call, upstream: Upstream, status: int, body: bytes, content_type: str | None
-    ) -> Response:
+    ) -> Answer:
         now = self.clock()
         prompt = completion = 0
         if status == 200:
@@ -132,10 +144,9 @@ class Proxy:
                 pass
             await self.limits.charge_tokens(call.key_id, prompt + completion)
         self._count(call, upstream.version, status, now, now, prompt, completion)
-        response = Response(body, status_code=status, media_type=content_type or "application/json")
-        for name, value in self._headers(call, upstream, None):
-            response.headers[name.decode()] = value.decode()
-        return response
+        headers = self._headers(call, upstream, None)
+        headers.append((b"content-type", (content_type or "application/json").encode("latin-1")))
+        return Answer(status, body, headers)
 
     @staticmethod
     def _headers(call: Call, upstream: Upstream, content_type: str | None) -> list[tuple[bytes, bytes]]:

@@ -1,9 +1,15 @@
-"""Sending a replica's answer to the client: bytes pass through untouched; only counted on the way."""
+"""Sending a replica's streamed answer to the client: bytes pass through untouched; only counted on the way.
+
+The relay writes to a `Sink`, so the same loop serves the lean HTTP/1.1 server and ASGI servers. Chunks
+that arrived from the replica together are written together (the upstream iterator yields everything
+buffered at once): one write per wake-up, not one per SSE event.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.types import Receive, Scope, Send
 
@@ -23,37 +29,67 @@ def count_events(chunk: bytes) -> int:
     return chunk.count(b"data: ")
 
 
+class Sink(Protocol):
+    """Where a stream goes. `write` raises OSError once the client has gone away."""
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def end(self) -> None: ...
+
+
 class StreamRelay:
-    """An ASGI response that relays an upstream SSE stream whose first chunk already arrived (so the
-    status line is only sent once a replica has answered: failures before that were retried)."""
+    """Relays an upstream SSE stream whose first chunk already arrived (so the status line is only sent
+    once a replica has answered: failures before that were retried)."""
 
     def __init__(
-        self, *, first: bytes, rest: AsyncIterator[bytes], upstream: UpstreamResponse, headers: list[tuple[bytes, bytes]],
-        clock: Callable[[], float], first_at: float, done: Callable[[StreamOutcome], Awaitable[None]],
+        self, *, first: bytes, rest: AsyncIterator[bytes], upstream: UpstreamResponse,
+        headers: list[tuple[bytes, bytes]], clock: Callable[[], float], first_at: float,
+        done: Callable[[StreamOutcome], Awaitable[None]],
     ) -> None:
         self.first, self.rest, self.upstream = first, rest, upstream
         self.headers, self.clock, self.first_at, self.done = headers, clock, first_at, done
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def run(self, sink: Sink) -> None:
         outcome = StreamOutcome(ok=None, events=count_events(self.first), first_at=self.first_at,
                                 last_at=self.first_at)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-            await send({"type": "http.response.body", "body": self.first, "more_body": True})
+            await sink.start(200, self.headers)
+            await sink.write(self.first)
             try:
                 async for chunk in self.rest:
                     outcome.events += count_events(chunk)
                     outcome.last_at = self.clock()
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await sink.write(chunk)
             except UpstreamError:
                 outcome.ok = False
-                await send({"type": "http.response.body", "body": sse_error("the replica failed mid-stream"),
-                            "more_body": True})
+                await sink.write(sse_error("the replica failed mid-stream"))
             else:
                 outcome.ok = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await sink.end()
         except OSError:
-            outcome.ok = None if outcome.ok is None else outcome.ok  # the client disconnected
+            pass  # the client disconnected: outcome.ok stays what the replica side made it
         finally:
             await self.upstream.close()
             await self.done(outcome)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As an ASGI response."""
+        await self.run(_AsgiSink(send))
+
+
+class _AsgiSink:
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def write(self, chunk: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end(self) -> None:
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})

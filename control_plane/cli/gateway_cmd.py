@@ -31,11 +31,12 @@ def gateway(
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models for one region."""
     # A data-plane program reached over HTTP only: imported here, not at CLI load.
-    from agents.gateway.build import asgi_app, build_gateway
+    import logging
+
+    from agents.gateway.build import build_gateway
     from agents.gateway.config import GatewayConfig
     from agents.gateway.limits import LimitConfig
-
-    import uvicorn
+    from agents.gateway.serve import run
 
     try:
         config = GatewayConfig(
@@ -46,5 +47,5 @@ def gateway(
         )
     except ValueError as error:
         raise CliError(str(error)) from None
-    uvicorn.run(asgi_app(build_gateway(config)), host=host, port=port, log_level=log_level.lower(),
-                access_log=False, lifespan="on")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(build_gateway(config))

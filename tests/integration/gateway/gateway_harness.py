@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy import Engine, select
 
-from agents.gateway.build import asgi_app, build_gateway
+from agents.gateway.build import build_gateway
 from agents.gateway.config import GatewayConfig
 from agents.gateway.limits import LimitConfig
+from agents.gateway.serve import serve
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from registry.api_keys import Scope, issue_key
@@ -81,23 +81,29 @@ def start_sim(served_name: str, speedup: float = 5.0, extra: list[str] | None = 
 
 
 class GatewayThread:
-    """A gateway under uvicorn in a daemon thread with its own event loop."""
+    """A gateway on its production server (`agents.gateway.serve`) in a daemon thread with its own loop."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.parts = build_gateway(config)
         self.url = f"http://{config.host}:{config.port}"
-        self._server = uvicorn.Server(uvicorn.Config(asgi_app(self.parts), host=config.host, port=config.port,
-                                                     log_level="warning", lifespan="on"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._started = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(serve(self.parts, stop=self._stop, started=self._started))
+        self._loop.close()
 
     def start(self) -> GatewayThread:
         self._thread.start()
-        wait_until(lambda: self._server.started, "the gateway to start")
+        wait_until(self._started.is_set, "the gateway to start")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
 
 

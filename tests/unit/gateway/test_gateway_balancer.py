@@ -107,3 +107,16 @@ def test_affinity_keeps_a_session_on_one_replica() -> None:
     b = balancer()
     chosen = {b.pick(r, "v1", "us-east-1", affinity="session-1").upstream.name for _ in range(10)}  # type: ignore[union-attr]
     assert len(chosen) == 1
+
+
+def test_batch_work_only_takes_replicas_below_the_load_cap_weighted_by_capacity() -> None:
+    small, big = up("small", weight=1.0), up("big", weight=2.0)
+    r = route(small, big, shares={"us-east-1": {"use1": 1.0}})
+    b = balancer()
+    for _ in range(2):
+        b.pick(r, "v1", "us-east-1", exclude={big.endpoint})  # two real-time requests on the small one
+    picks = {b.pick(r, "v1", "us-east-1", max_load=2.0).upstream.name for _ in range(3)}  # type: ignore[union-attr]
+    assert picks == {"big"}  # small is at 2 >= 2*1; big takes 3 (< 2*2) before it is full
+    assert b.pick(r, "v1", "us-east-1", max_load=2.0) is not None  # big at 3 < 4
+    assert b.pick(r, "v1", "us-east-1", max_load=2.0) is None  # both full for batch work
+    assert b.pick(r, "v1", "us-east-1") is not None  # real-time traffic still gets a replica
