@@ -1,6 +1,6 @@
 """OpenTelemetry traces of the gateway: a SERVER span per request (continuing the client's `traceparent`)
-and a CLIENT span per attempt on a replica, whose context goes to the replica in `traceparent`, so a trace
-shows retries and which replica answered.
+and (agents/gateway/replica_pool.py) a CLIENT span per attempt on a replica, whose context goes to the
+replica in `traceparent`, so a trace shows retries and which replica answered.
 
 Nothing is installed unless OTLP is configured (`LLMFLEET_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): the gateway's hot path pays for tracing only when someone asked.
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from types import SimpleNamespace
 
-import aiohttp
-from opentelemetry import context as otel_context
-from opentelemetry.propagate import extract, inject
+from opentelemetry.propagate import extract
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TRACER_NAME = "llmfleet.gateway"
@@ -76,38 +73,3 @@ class GatewayTracing:
                 await send(message)
 
             await self.app(scope, receive, send_and_note)
-
-
-def upstream_trace_config(tracer: Tracer) -> aiohttp.TraceConfig:
-    """For `aiohttp.ClientSession(trace_configs=[...])`: a CLIENT span per request to a replica, child of the
-    current (server) span, with its context injected into the request's headers."""
-    config = aiohttp.TraceConfig()
-
-    async def start(session: aiohttp.ClientSession, ctx: SimpleNamespace,
-                    params: aiohttp.TraceRequestStartParams) -> None:
-        span = tracer.start_span(f"{params.method} upstream", kind=SpanKind.CLIENT,
-                                 attributes={"http.request.method": params.method, "url.full": str(params.url),
-                                             "server.address": params.url.host or "",
-                                             "server.port": params.url.port or 0})
-        ctx.span = span
-        inject(params.headers, context=set_span_in_context(span, otel_context.get_current()))
-
-    async def end(session: aiohttp.ClientSession, ctx: SimpleNamespace,
-                  params: aiohttp.TraceRequestEndParams) -> None:
-        span: Span = ctx.span
-        span.set_attribute("http.response.status_code", params.response.status)
-        if params.response.status >= 500:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
-
-    async def failed(session: aiohttp.ClientSession, ctx: SimpleNamespace,
-                     params: aiohttp.TraceRequestExceptionParams) -> None:
-        span: Span = ctx.span
-        span.record_exception(params.exception)
-        span.set_status(Status(StatusCode.ERROR, type(params.exception).__name__))
-        span.end()
-
-    config.on_request_start.append(start)
-    config.on_request_end.append(end)
-    config.on_request_exception.append(failed)
-    return config
