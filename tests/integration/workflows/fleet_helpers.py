@@ -89,8 +89,9 @@ class Load:
     """Requests in a background thread, split by version weights unless `only` pins a version."""
 
     def __init__(self, app: FastAPI, deployment: str, only: str | None = None,
-                 on_new_replica: Callable[[str, str, str], None] | None = None) -> None:
+                 on_new_replica: Callable[[str, str, str], None] | None = None, pause_s: float = 0.0) -> None:
         self.app, self.deployment, self.only, self.on_new_replica = app, deployment, only, on_new_replica
+        self.pause_s = pause_s  # between requests: 0 sends back to back
         self.sent = self.failed = 0
         self._seen: set[str] = set()
         self._stop = threading.Event()
@@ -126,6 +127,8 @@ class Load:
                               ).raise_for_status()
                 except httpx.HTTPError:
                     self.failed += 1
+                if self.pause_s:
+                    self._stop.wait(self.pause_s)
 
     def _pick(self, endpoints: dict[str, list[tuple[str, str]]]) -> str | None:
         if self.only is not None:

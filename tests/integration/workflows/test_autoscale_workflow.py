@@ -89,8 +89,11 @@ def test_scales_up_under_load_and_down_after_it(app: FastAPI, temporal: Temporal
     assert placed == {(i["cluster"], i["pool"], i["variant"], i["tensor_parallel"], i["count"]) for i in plan.replicas}
     assert sum(i["count"] for i in plan.replicas) == 3
     assert shares == {(s["client_region"], s["cluster"]) for s in plan.routing} == {("us-east-1", CLUSTER)}
-    wait_for(lambda: len(ready_endpoints(app, "chat").get("v1", [])) == 1, "scale-down to min_replicas 1",
-             timeout=90)
+    with Load(app, "chat", pause_s=1.0) as light:
+        # Light traffic while it scales down: the surplus drains, and no request in flight is dropped.
+        wait_for(lambda: len(ready_endpoints(app, "chat").get("v1", [])) == 1, "scale-down to min_replicas 1",
+                 timeout=90)
+    assert light.sent > 0 and light.failed == 0
     status = temporal.run(handle.query(AutoscaleWorkflow.status))
     assert status["paused"] is False and status["replicas"] == 1
     temporal.run(handle.signal(AutoscaleWorkflow.pause))
