@@ -205,6 +205,11 @@ class Http1Upstream:
         await self._slots.acquire()
         try:
             response = await self._send(key, request)
+        except asyncio.CancelledError:
+            self._slots.release()  # the caller gave up waiting (shutdown, a timeout around the proxy)
+            if span is not None:
+                span.end()
+            raise
         except UpstreamError as error:
             self._slots.release()
             if span is not None:
@@ -235,6 +240,11 @@ class Http1Upstream:
             conn.transport.write(request)
             try:
                 await response.head
+            except asyncio.CancelledError:
+                self._busy.discard(conn)
+                conn.abort()  # an answer may still arrive: this connection is out of step now
+                conn.response = None
+                raise
             except UpstreamError:
                 self._busy.discard(conn)
                 conn.abort()

@@ -159,6 +159,33 @@ def test_the_pool_survives_a_replica_closing_idle_connections_and_aborts_stalled
     asyncio.run(go())
 
 
+def test_a_request_abandoned_before_its_answer_gives_its_slot_back() -> None:
+    async def go() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1 << 16)  # takes the request, never answers
+            await asyncio.sleep(30)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = Http1Upstream(max_connections=1, connect_timeout_s=1.0, read_timeout_s=30.0)
+        try:
+            for _ in range(3):  # with one slot, a leaked slot would hang the next attempt
+                waiting = asyncio.ensure_future(pool.post(f"http://127.0.0.1:{port}/v1/completions", b"{}"))
+                await asyncio.sleep(0.1)
+                waiting.cancel()
+                try:
+                    await waiting
+                    raise AssertionError("the answer never came: the post must end cancelled")
+                except asyncio.CancelledError:
+                    pass
+            await asyncio.wait_for(pool._slots.acquire(), 1.0)
+        finally:
+            await pool.close()
+            server.close()
+
+    asyncio.run(go())
+
+
 def free_closed_port() -> int:
     from tests.support.ports import free_port
 
