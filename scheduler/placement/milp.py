@@ -16,6 +16,7 @@ Rows (names are what the diagnosis and the pricing step look up)
               (only spot pools with a known availability, see eligibility.pool_spot_cap)
   vub_k[k]    sum_s y[k,s] <= L(d,p) n[k]              (cuts, see below; L = d's demand, spot-capped
   vub_dp[d,p] sum_{k of d in p, s} y[k,s] <= L(d,p) inst[p]   on spot pools)
+  icover[...] sum_{p in P} a(p) inst[p] >= b             (instance cover cuts, see cuts.py)
 Objective: sum_p price(p) inst[p] (+ churn penalty in re-plan mode).
 Elastic mode adds a slack to every row family and minimises the weighted slack instead; the
 diagnosis uses it to name the constraints that cannot hold together.
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pulp
 
+from scheduler.placement.cuts import Cover, instance_covers
 from scheduler.placement.eligibility import pool_spot_cap
 from scheduler.placement.problem import Problem
 
@@ -46,6 +48,7 @@ class Built:
     rows: dict[str, dict[Hashable, pulp.LpConstraint]]
     slacks: dict[tuple[str, Hashable], pulp.LpVariable] = field(default_factory=dict)
     constant: float = 0.0  # churn penalty of current replicas that no option can keep
+    covers: dict[Hashable, Cover] = field(default_factory=dict)  # the "icover" rows' definitions
 
 
 CandKey = tuple[str, str, str, int]
@@ -58,6 +61,7 @@ def build_model(
     current: Mapping[CandKey, int] | None = None,
     churn_weight: float = 0.0,
     elastic: bool = False,
+    cuts: bool = True,
 ) -> Built:
     snap = problem.snapshot
     act = sorted(set(active))
@@ -184,6 +188,15 @@ def build_model(
             pulp.LpConstraintLE,
             float(pool.max_instances),
         )
+    # --- instance cover cuts (valid for integer plans, see cuts.py); not in elastic mode, where a row
+    # the user did not write must not be blamed
+    covers: dict[Hashable, Cover] = {}
+    if cuts and not elastic:
+        for cover in instance_covers(problem):
+            terms = [(inst[pid], float(a)) for pid, a in cover.coefs.items() if pid in inst]
+            if terms:
+                covers[cover.key] = cover
+                add("icover", cover.key, pulp.LpAffineExpression(terms), pulp.LpConstraintGE, float(cover.rhs))
     # --- per deployment: min replicas, spread, spot share
     by_dep: dict[str, list[int]] = defaultdict(list)
     for k in act:
@@ -234,7 +247,7 @@ def build_model(
             )
 
     # --- objective
-    built = Built(prob, act, n, y, inst, dict(rows), slacks)
+    built = Built(prob, act, n, y, inst, dict(rows), slacks, covers=covers)
     if elastic:
         prob.setObjective(
             pulp.LpAffineExpression(

@@ -4,7 +4,9 @@ The restricted LP (over the active options) gives duals: pi[s] (demand), theta[d
 rho[d] (min replicas), phi[d,f] (spread), alpha[p] (packing, <= 0) and mu[d,p] (the per-deployment
 instance cut, <= 0). A left-out option k of deployment d in pool p (failure domain f) would bring
 columns n[k], y[k,s]. Give every new row it creates (its cuts, a new pool's rows) dual 0 — always
-allowed — and value a pool not yet in the model at its price per GPU (-alpha = price / gpus). Then
+allowed — and value a pool not yet in the model at its price per GPU less the duals of the instance
+cover cuts that contain it (-alpha = (price - credit) / gpus, see cuts.py), so its instance column
+prices out at exactly zero. Then
 
     budget(k) = c_n(k) + tp(k) * (-alpha[p]) - rho[d] - sum_{f' != f} phi[d,f']   ($/h per replica)
     w[s]      = pi[s] + theta[d] * spot(k) + mu[d,p]                             ($/h per rps of s)
@@ -63,6 +65,14 @@ def price_out(problem: Problem, built: Built, candidates: Iterable[int], churn_w
     # often return 0, which makes its GPUs look free and floods pricing with false positives). Its
     # duals may be replaced by alpha = -price/gpus and mu = 0 if the pool's active options still price
     # out non-negatively with them — then the replaced duals are as valid a certificate as the LP's.
+    # The instance cover cuts (cuts.py) contain inst[p] of pools the model may not hold yet: their duals
+    # are a credit on that pool's instances, so its GPUs are worth (price - credit) / gpus.
+    credit: dict[str, float] = defaultdict(float)
+    for key, c in rows.get("icover", {}).items():
+        dual = c.pi or 0.0
+        if dual:
+            for pid, a in built.covers[key].coefs.items():
+                credit[pid] += dual * a
     unused = {p for p, v in built.inst.items() if (v.value() or 0.0) < 1e-9}
     active_in: dict[str, list[int]] = defaultdict(list)
     for k in built.active:
@@ -70,16 +80,17 @@ def price_out(problem: Problem, built: Built, candidates: Iterable[int], churn_w
             active_in[problem.pool_of[k].id].append(k)
     for pid in unused:
         pool = problem.snapshot.pool_by_id[pid]
-        trial_alpha = {**alpha, pid: -pool.gpu_price_per_hour}
+        trial_alpha = {**alpha, pid: -(pool.price_per_hour - credit.get(pid, 0.0)) / pool.gpus}
         trial_mu = {key: (0.0 if key[1] == pid else v) for key, v in mu.items()}
         if all(
-            _price(problem, k, pi, theta, rho, trial_mu, phi, phi_total, trial_alpha, churn_weight) is None
+            _price(problem, k, pi, theta, rho, trial_mu, phi, phi_total, trial_alpha, credit, churn_weight)
+            is None
             for k in active_in.get(pid, [])
         ):
             alpha, mu = trial_alpha, trial_mu
     out: list[Priced] = []
     for k in candidates:
-        p = _price(problem, k, pi, theta, rho, mu, phi, phi_total, alpha, churn_weight)
+        p = _price(problem, k, pi, theta, rho, mu, phi, phi_total, alpha, credit, churn_weight)
         if p is not None:
             out.append(p)
     return out
@@ -95,6 +106,7 @@ def _price(
     phi: dict[tuple[str, str], float],
     phi_total: dict[str, float],
     alpha: dict[str, float],
+    credit: dict[str, float],
     churn_weight: float,
 ) -> Priced | None:
     """The option's gains under these duals, or None when it cannot improve the LP."""
@@ -104,7 +116,11 @@ def _price(
     if max_replicas == 0:
         return None  # a pool without quota can add nothing
     dep = cand.deployment
-    gpu_value = -alpha[pool.id] if pool.id in alpha else pool.gpu_price_per_hour
+    # A pool outside the model: its instance column prices out at zero with this GPU value (negative
+    # when cut duals exceed its price: then the option's budget is negative and the bound pays for it).
+    gpu_value = (
+        -alpha[pool.id] if pool.id in alpha else (pool.price_per_hour - credit.get(pool.id, 0.0)) / pool.gpus
+    )
     spread_credit = phi_total.get(dep, 0.0) - phi.get((dep, problem.domain(k)), 0.0)
     budget = churn_weight * problem.replica_price(k) + cand.tp * gpu_value - rho.get(dep, 0.0) - spread_credit
     shift = (theta.get(dep, 0.0) if pool.is_spot else 0.0) + mu.get((dep, pool.id), 0.0)

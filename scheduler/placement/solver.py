@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Set
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, replace
 
 from scheduler.placement.candidates import CandidateTable, CapacityModel, build_candidates
 from scheduler.placement.cbc import SOL_FEASIBLE, SOL_INFEASIBLE, SOL_OPTIMAL, CbcOutcome, run_cbc
 from scheduler.placement.diagnose import elastic_diagnosis, precheck
-from scheduler.placement.explain import extract, extract_nothing
+from scheduler.placement.explain import Extracted, extract, extract_nothing
 from scheduler.placement.greedy import GreedyPlan, greedy_plan
 from scheduler.placement.milp import Built, build_model
 from scheduler.placement.options import SolveOptions
 from scheduler.placement.plan import Plan
 from scheduler.placement.pricing import Priced, lagrangian_bound, price_out
 from scheduler.placement.problem import Problem, compile_problem
-from scheduler.placement.pruning import CandKey, initial_active
+from scheduler.placement.pruning import CandKey, best_per_rps, initial_active, option_arrays
 from scheduler.placement.snapshot import Snapshot
 from scheduler.placement.verify import violations
 
 MAX_ADDED_PER_ROUND = 100  # per deployment: most-violated first, so rounds stay small
-MIN_CBC_SECONDS = 0.1  # CBC needs a moment even when the budget is spent; a plan beats no plan
+MIN_PHASE_SECONDS = 0.12  # below this a CBC call cannot finish: skip it
+SECONDS_PER_PRICED = 1e-5  # pricing one left-out option (measured ~7e-6 under load)
+SECONDS_PER_VARIABLE = 5e-5  # building + writing the model before CBC starts (measured ~3e-5)
 LP_SHARE = 0.25  # of the time limit for the LP bound and pricing; the MILP gets the rest
+LP_HARD_SHARE = 0.6  # the first LP solve is stopped here (the greedy plan is the answer then)
 NARROW_SHARE = 0.55  # of the remaining time for phase A over the LP's support alone
 SUPPORT_SHARE = 0.4  # of the remaining time for phase A over the widened support
 SPARE_PER_SLICE = 3  # phase A also gets this many cheap options per slice in pools with quota left
@@ -42,6 +45,13 @@ def plan_placement(snapshot: Snapshot, model: CapacityModel, options: SolveOptio
 def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | None = None) -> Plan:
     opts = options or SolveOptions()
     started = time.perf_counter()
+    # Everything, extraction and verification included, ends by started + time_limit_s: the solver
+    # phases get `hard`, and the rest is kept for turning the answer into a plan.
+    hard = started + opts.time_limit_s - _finish_reserve(opts.time_limit_s)
+
+    def left() -> float:
+        return hard - time.perf_counter()
+
     problem = compile_problem(snapshot, table.candidates)
     t_compiled = time.perf_counter()
     stats: dict[str, float | int | str] = {
@@ -75,14 +85,22 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
     churn = opts.churn_weight if current else 0.0
     everything = set(range(len(problem.candidates)))
     active = set(initial_active(problem, opts, set(current)))
+    # A constructive plan first: it is the answer whenever the solver phases run out of time.
+    greedy = greedy_plan(problem, active)
+    if greedy is not None:
+        active |= set(greedy.counts)  # the greedy may have widened past the pruned set
 
     lp_deadline = started + LP_SHARE * opts.time_limit_s
-    lp = _lp_bound(problem, active, everything, current, churn, opts, lp_deadline)
-    if lp is None and active != everything:
+    # The first LP solve may run past the LP share (without it there is no bound and no rounding),
+    # but not into the time the greedy fallback needs to be turned into a plan.
+    lp_hard = min(hard, started + LP_HARD_SHARE * opts.time_limit_s) if greedy is not None else hard
+    lp = _lp_bound(problem, active, everything, current, churn, opts, lp_deadline, lp_hard)
+    if lp is not None and lp.timed_out is False and lp.infeasible and active != everything and left() > 0:
         active = everything  # pruning lost something the LP needs: fall back to all options
-        lp = _lp_bound(problem, active, everything, current, churn, opts, lp_deadline)
-    if lp is None:
+        lp = _lp_bound(problem, active, everything, current, churn, opts, lp_deadline, hard)
+    if lp is not None and lp.infeasible:
         return _infeasible(elastic_diagnosis(problem, opts), started, stats)
+    assert lp is not None
     active = lp.active
     pruned = active != everything
     floor = simple_bound(problem)
@@ -103,48 +121,38 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
         }
     )
 
-    def remaining() -> float:
-        return max(MIN_CBC_SECONDS, opts.time_limit_s - (time.perf_counter() - started))
-
     # Phase A: the MILP over the options the LP uses (plus what runs now) finds a good plan fast.
     # Phase B: the MILP over all active options, started from it, improves it and proves the bound.
+    # Each phase runs only if the time left is worth a CBC call; CBC is killed at `hard`.
     start: dict[str, float] | None = None
     best: tuple[Built, CbcOutcome] | None = None
+    found: list[Solution] = []  # every integer plan any phase produced
     keep_now = {k for k in active if problem.candidates[k].key in current}
-    greedy = greedy_plan(problem, active)
-    if greedy is not None:
-        active = active | set(greedy.counts)  # the greedy may have widened past the pruned set
-        pruned = active != everything
     # Phase A tries the LP's support first (small: CBC solves it fast); if rounding that support runs
     # into quotas, it widens to cheap options with quota left and the greedy plan's options.
     narrow = lp.support | keep_now
     wide = narrow | _spare_options(problem, active, lp) | set(greedy.counts if greedy else ())
-    if greedy is not None and time.perf_counter() - started >= opts.time_limit_s:
-        # The budget went on compiling and the LP: return the greedy plan rather than overrun further.
-        built_g = build_model(problem, set(greedy.counts) | keep_now, current=current, churn_weight=churn)
-        values = rounded_start(
-            problem, built_g, {k: float(c) for k, c in greedy.counts.items()}, greedy.flows, current
-        )
-        if values is not None:
-            best = (built_g, _assign(built_g, values))
-            stats["milp"] = "skipped: time limit spent before the MILP; greedy plan"
-    phases = () if best is not None else ((NARROW_SHARE, narrow), (SUPPORT_SHARE, wide))
+    built: Built | None = None
+    outcome: CbcOutcome | None = None
+    phases = () if lp.timed_out else ((NARROW_SHARE, narrow), (SUPPORT_SHARE, wide))
     for share, subset in phases:
-        if len(subset) >= len(active) or (best is not None):
+        if len(subset) >= len(active) or best is not None or left() < _call_seconds(problem, subset):
             continue
         built_a = build_model(problem, subset, current=current, churn_weight=churn)
         out_a = run_cbc(
             built_a.prob,
             mip=True,
-            time_limit_s=share * remaining(),
+            time_limit_s=share * left(),
             threads=opts.threads,
             gap_rel=opts.gap_rel,
             start=_start(problem, built_a, lp, greedy, current),
+            deadline=hard,
         )
         if out_a.has_solution:
             best = (built_a, out_a)
+            found.append(Solution("phase A", built_a, out_a))
             start = {v.name: v.value() or 0.0 for v in built_a.prob.variables()}
-    if phases:
+    if left() >= _call_seconds(problem, active):
         built = build_model(problem, active, current=current, churn_weight=churn)
         stats.update({"variables": len(built.prob.variables()), "constraints": built.prob.numConstraints()})
         if start is None:
@@ -152,49 +160,76 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
         outcome = run_cbc(
             built.prob,
             mip=True,
-            time_limit_s=remaining(),
+            time_limit_s=left(),
             threads=opts.threads,
             gap_rel=opts.gap_rel,
             start=start,
+            deadline=hard,
         )
-    else:
-        built, outcome = best  # type: ignore[misc]
-    if outcome.sol_status == SOL_INFEASIBLE and pruned:
-        active = everything
-        built = build_model(problem, active, current=current, churn_weight=churn)
-        pruned = False
-        outcome = run_cbc(
-            built.prob, mip=True, time_limit_s=remaining(), threads=opts.threads, gap_rel=opts.gap_rel
-        )
-    if outcome.has_solution and (
-        best is None or (outcome.objective or 0.0) <= (best[1].objective or 0.0) + 1e-9
-    ):
-        best = (built, outcome)
-    if best is None and start is not None and outcome.sol_status != SOL_INFEASIBLE:
-        # CBC ran out of time before accepting anything: the rounded LP plan is feasible by construction.
-        best = (built, _assign(built, start))
-    if best is None:
-        if outcome.sol_status == SOL_INFEASIBLE:
+        if outcome.sol_status == SOL_INFEASIBLE and pruned and left() >= _call_seconds(problem, everything):
+            active = everything
+            built = build_model(problem, active, current=current, churn_weight=churn)
+            pruned = False
+            outcome = run_cbc(
+                built.prob,
+                mip=True,
+                time_limit_s=left(),
+                threads=opts.threads,
+                gap_rel=opts.gap_rel,
+                deadline=hard,
+            )
+        if outcome.has_solution:
+            found.append(Solution("milp", built, outcome))
+        elif start is not None and outcome.sol_status != SOL_INFEASIBLE and not found:
+            # CBC ran out of time before accepting anything: the start is feasible by construction
+            # (checked below like every other plan).
+            found.append(Solution("start", built, _assign(built, start)))
+        if not found and outcome.sol_status == SOL_INFEASIBLE and not pruned:
+            # (Over a pruned set that is no proof: without time to retry every option, say no_solution.)
             return _infeasible(elastic_diagnosis(problem, opts), started, stats)
+    # The cheapest plan that passes the independent check is the answer; a plan breaking a rule is
+    # never returned as a plan. The greedy plan is the last resort (it is all there is when the time
+    # went on compiling and the LP).
+    found.sort(key=lambda sol: sol.outcome.objective if sol.outcome.objective is not None else math.inf)
+    # On a tie phase B's own solution goes first: it carries CBC's status (possibly proven optimal).
+    mine = [sol for sol in found if sol.source == "milp"]
+    if mine and (mine[0].outcome.objective or 0.0) <= (found[0].outcome.objective or 0.0) + 1e-9:
+        found.remove(mine[0])
+        found.insert(0, mine[0])
+    fallbacks = [lambda: _greedy_solution(problem, greedy, keep_now, current, churn)] if greedy else []
+    chosen, rejected = _first_verified(problem, found, fallbacks)
+    if rejected:
+        stats["rejected_plans"] = "; ".join(rejected[:3])
+    if chosen is None:
+        why = (
+            f"every plan found broke a rule ({rejected[0]})"
+            if rejected
+            else f"no integer plan found within {opts.time_limit_s:g} s"
+        )
         return Plan(
             status="no_solution",
             cost_per_hour=None,
             objective_per_hour=None,
             lower_bound_per_hour=lp.bound,
-            mip_bound_per_hour=outcome.best_bound,
+            mip_bound_per_hour=outcome.best_bound if outcome else None,
             gap=None,
             solve_seconds=time.perf_counter() - started,
-            reasons=(f"no integer plan found within {opts.time_limit_s:g} s; feasibility unknown",),
+            reasons=(f"{why}; feasibility unknown",),
             stats=stats,
         )
+    sol, ex = chosen
+    built_c, outcome_c = sol.built, sol.outcome
+    if sol.source == "greedy":
+        stats["milp"] = "skipped or stopped: time limit; greedy plan"
+    if built_c is not built or outcome is None:
+        # Not phase B's own solution: no optimality proof for the active options, but phase B's bound
+        # (when it ran) still holds for them.
+        outcome_c = CbcOutcome(
+            SOL_FEASIBLE, outcome_c.objective, outcome.best_bound if outcome else None, outcome_c.seconds
+        )
+    built, outcome = built_c, outcome_c
     bound = lp.bound
-    if best[0] is not built:
-        # Phase B found nothing better: its bound still holds for the active options.
-        best = (best[0], CbcOutcome(SOL_FEASIBLE, best[1].objective, outcome.best_bound, best[1].seconds))
-    built, outcome = best
-    ex = extract(problem, built)
-    broken = violations(problem, ex.counts, ex.flows)
-    stats["verified"] = "ok" if not broken else "; ".join(broken[:5])
+    stats["verified"] = "ok"
     objective = ex.cost_per_hour + _churn_penalty(problem, built, ex.counts, current, churn)
     # CBC's bound covers only the options it was given; it is a valid bound for the whole problem
     # only when nothing was pruned.
@@ -212,8 +247,8 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
         )
     elif not proven:
         notes.append(f"time limit reached: best plan found is within {gap:.2%} of the bound")
-    if broken:
-        notes.append(f"verification found {len(broken)} violation(s): {broken[0]}")
+    if rejected:
+        notes.append(f"discarded {len(rejected)} solver plan(s) that broke a rule: {rejected[0]}")
     if current:
         notes.append(
             f"re-plan: churn penalty ${objective - ex.cost_per_hour:.2f}/h "
@@ -235,6 +270,61 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Solution:
+    source: str  # "phase A", "milp", "start" (phase B's MIP start), "greedy"
+    built: Built
+    outcome: CbcOutcome
+
+
+def _greedy_solution(
+    problem: Problem, greedy: GreedyPlan, keep_now: set[int], current: dict[CandKey, int], churn: float
+) -> Solution | None:
+    """The greedy plan loaded into a model over its own options (built only when it is needed)."""
+    built = build_model(problem, set(greedy.counts) | keep_now, current=current, churn_weight=churn)
+    counts = {k: float(c) for k, c in greedy.counts.items()}
+    values = rounded_start(problem, built, counts, greedy.flows, current)
+    return None if values is None else Solution("greedy", built, _assign(built, values))
+
+
+def _first_verified(
+    problem: Problem,
+    found: list[Solution],
+    fallbacks: list[Callable[[], Solution | None]],
+) -> tuple[tuple[Solution, Extracted] | None, list[str]]:
+    """The first solution (in order, then the fallbacks) that verify.py accepts, and why the ones before
+    it were rejected."""
+    rejected: list[str] = []
+
+    def candidates() -> Iterator[Solution]:
+        yield from found
+        for make in fallbacks:
+            sol = make()
+            if sol is not None:
+                yield sol
+
+    for sol in candidates():
+        ex = extract(problem, sol.built)
+        broken = violations(problem, ex.counts, ex.flows)
+        if not broken:
+            return (sol, ex), rejected
+        rejected.append(f"{sol.source}: {broken[0]}")
+    return None, rejected
+
+
+def _call_seconds(problem: Problem, subset: Set[int]) -> float:
+    """What a CBC call over `subset` costs before CBC starts searching: building and writing the model
+    (per variable, measured on this machine with margin) and starting CBC. A phase that cannot afford it
+    is skipped rather than started and killed."""
+    variables = sum(1 + len(problem.routes_of[k]) for k in subset)
+    return MIN_PHASE_SECONDS + SECONDS_PER_VARIABLE * variables
+
+
+def _finish_reserve(limit_s: float) -> float:
+    """Time kept back from the solver phases for extraction, verification and building the plan."""
+    return min(0.5, 0.05 + 0.02 * limit_s)
+
+
 @dataclass(frozen=True)
 class LpResult:
     bound: float  # valid for all options
@@ -244,6 +334,8 @@ class LpResult:
     support: set[int]  # options with replicas in the final LP solution
     n: dict[int, float]  # the final LP solution: replicas per option
     y: dict[tuple[int, int], float]  # and routed rps per (option, slice)
+    infeasible: bool = False  # the restricted LP has no solution
+    timed_out: bool = False  # the first LP solve did not finish in time: no LP solution at all
 
 
 def _lp_bound(
@@ -254,22 +346,39 @@ def _lp_bound(
     churn: float,
     opts: SolveOptions,
     deadline: float,
-) -> LpResult | None:
+    hard: float,
+) -> LpResult:
     """LP relaxation over `active`, re-admitting priced-out options until none improves it.
 
-    Returns None when the restricted LP is infeasible. Every round's Lagrangian bound is valid, so the
-    best one is kept; rounds stop early once it is within BOUND_TOLERANCE of the restricted LP.
+    Every round's Lagrangian bound is valid, so the best one is kept; rounds stop early once it is
+    within BOUND_TOLERANCE of the restricted LP, or at `deadline`. CBC is killed at `hard`.
     """
     rounds = 0
     best = float("-inf")
+    last: LpResult | None = None
     while True:
         rounds += 1
+        if time.perf_counter() + _call_seconds(problem, active) > hard:
+            if last is not None:
+                return replace(last, bound=best)
+            return LpResult(float("-inf"), False, active, rounds, set(), {}, {}, timed_out=True)
         built = build_model(problem, active, current=current, churn_weight=churn)
+        # The first solve may run to `hard`; later rounds only improve the bound and stop at `deadline`.
+        stop = hard if last is None else min(hard, max(deadline, time.perf_counter() + MIN_PHASE_SECONDS))
         outcome = run_cbc(
-            built.prob, mip=False, time_limit_s=opts.time_limit_s, threads=opts.threads, gap_rel=opts.gap_rel
+            built.prob,
+            mip=False,
+            time_limit_s=opts.time_limit_s,
+            threads=opts.threads,
+            gap_rel=opts.gap_rel,
+            deadline=stop,
         )
+        if outcome.timed_out:
+            if last is not None:
+                return replace(last, bound=best)
+            return LpResult(float("-inf"), False, active, rounds, set(), {}, {}, timed_out=True)
         if outcome.objective is None:
-            return None
+            return LpResult(float("-inf"), False, active, rounds, set(), {}, {}, infeasible=True)
         lp_value = outcome.objective + built.constant
         n_lp = {k: v.value() or 0.0 for k, v in built.n.items()}
         y_lp = {key: v.value() or 0.0 for key, v in built.y.items()}
@@ -280,17 +389,24 @@ def _lp_bound(
         if active != everything and time.perf_counter() >= deadline:
             # Not even one round priced: the restricted LP is no bound; simple_bound() stands in.
             return LpResult(float("-inf"), False, active, rounds, support, n_lp, y_lp)
+        pricing_s = SECONDS_PER_PRICED * (len(everything) - len(active))
+        if active != everything and time.perf_counter() + pricing_s > hard:
+            # Pricing is Python work per left-out option, not bounded by CBC's deadline: skip it when it
+            # would run past the solver phases' end (simple_bound() stands in for the bound).
+            bound = float("-inf") if last is None else best
+            return LpResult(bound, False, active, rounds, support, n_lp, y_lp)
         priced = price_out(problem, built, everything - active, churn) if active != everything else []
         if not priced:
             return LpResult(lp_value, True, active, rounds, support, n_lp, y_lp)
         best = max(best, lagrangian_bound(problem, lp_value, priced))
+        last = LpResult(best, False, active, rounds, support, n_lp, y_lp)
         out_of_time = time.perf_counter() >= deadline
         if (
             lp_value - best <= BOUND_TOLERANCE * max(abs(lp_value), 1e-9)
             or rounds >= opts.pricing_rounds
             or out_of_time
         ):
-            return LpResult(best, False, active, rounds, support, n_lp, y_lp)
+            return last
         active = active | _most_violated(problem, priced)
 
 
@@ -334,14 +450,7 @@ def simple_bound(problem: Problem) -> float:
     total = 0.0
     for d in problem.snapshot.deployments:
         ks = problem.cands_by_deployment.get(d.name, [])
-        best: dict[int, float] = {}
-        for k in ks:
-            price = problem.replica_price(k)
-            h = problem.headroom(k)
-            for r in problem.routes_of[k]:
-                v = price / (h * r.capacity_rps)
-                if v < best.get(r.slice, float("inf")):
-                    best[r.slice] = v
+        best = best_per_rps(problem, d.name, option_arrays(problem).price)
         serve = sum(problem.slices[s].rps * v for s, v in best.items())
         floor = d.constraints.min_replicas * min((problem.replica_price(k) for k in ks), default=0.0)
         total += max(serve, floor)
@@ -353,7 +462,7 @@ def _start(
 ) -> dict[str, float] | None:
     """The cheaper of the rounded LP and the greedy plan, as a MIP start for `built`."""
     options = []
-    rounded = rounded_start(problem, built, lp.n, lp.y, current)
+    rounded = rounded_start(problem, built, lp.n, lp.y, current) if not lp.timed_out else None
     if rounded is not None:
         options.append(rounded)
     if greedy is not None and all(k in built.n for k in greedy.counts):
