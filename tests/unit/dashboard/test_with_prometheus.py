@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import formatting as fmt
 from dashboard import queries
 from dashboard.context import PROMETHEUS_MISSING
+from dashboard.data.deployment import RATE_WINDOW
 from tests.unit.dashboard.conftest import SeededApi, configure, metrics
 from tests.unit.dashboard.prometheus_support import (
     FIRING_RULE,
@@ -64,6 +65,10 @@ def test_fleet_attainment_and_cost_history_come_from_prometheus(
 def test_deployment_arms_side_by_side_and_latency_trend(
     seeded_api: SeededApi, prometheus: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Rates per arm need two scrapes of the gateway's counters (the fixture waits only for attainment); only
+    # the canary has errors, so only it has an error-ratio series.
+    wait_for(prometheus, queries.requests_by("chat", "version, arm", RATE_WINDOW), lambda r: len(r) == 2)
+    wait_for(prometheus, queries.error_ratio_by("chat", "version, arm", RATE_WINDOW))
     configure(monkeypatch, seeded_api, prometheus=prometheus)
     at = AppTest.from_function(_deployment, default_timeout=30).run()
     assert not at.exception, at.exception
