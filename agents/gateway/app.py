@@ -27,6 +27,7 @@ from agents.gateway.errors import error_answer
 from agents.gateway.limits import Limits
 from agents.gateway.messages import Answer, Incoming
 from agents.gateway.metrics import GatewayMetrics
+from agents.gateway.affinity import affinity_key
 from agents.gateway.proxy import Call, Proxy
 from agents.gateway.relay import StreamRelay
 from agents.gateway.snapshot import KeyInfo
@@ -119,7 +120,8 @@ class Gateway:
             path=path, payload=payload, stream=bool(body.get("stream")) and not path.endswith("embeddings"),
             route=route, assignment=assignment,
             client_region=self._region(headers, snapshot.regions),
-            affinity=headers.get(SESSION_HEADER), key_id=key.key_id, started_at=started,
+            affinity=affinity_key(body, headers.get(SESSION_HEADER), self.config.prefix_affinity_chars),
+            key_id=key.key_id, started_at=started,
             prompt_estimate=len(raw) // 4, batch=headers.get(PRIORITY_HEADER, "").lower() == "batch",
         )
 

@@ -37,6 +37,9 @@ class Balancer:
     saturation: float = 256.0
     breaker_threshold: int = 3
     breaker_cooldown_s: float = 5.0
+    # An affine replica keeps its sessions/prefixes while its load per unit of capacity is within this
+    # factor of the candidates' mean (the bounded-load rule of consistent hashing).
+    affinity_slack: float = 1.5
     loads: dict[str, ReplicaLoad] = field(default_factory=dict)
 
     def load(self, endpoint: str) -> ReplicaLoad:
@@ -53,15 +56,22 @@ class Balancer:
         return self.load(upstream.endpoint).outstanding >= self.saturation * upstream.capacity_weight
 
     def _two_choices(self, candidates: list[Upstream], affinity: str | None) -> Upstream:
-        if affinity is not None:
-            # Rendezvous hashing: the same session/prefix keeps hitting the same replica (warm prefix cache)
-            # while it stays a candidate, and only its keys move when the candidate set changes.
-            return max(candidates, key=lambda u: hashlib.blake2b(f"{affinity}\x00{u.endpoint}".encode(),
-                                                                  digest_size=8).digest())
+        if affinity is not None and len(candidates) > 1:
+            return self._affine(candidates, affinity)
         if len(candidates) == 1:
             return candidates[0]
         a, b = self.rng.sample(candidates, 2)
         return a if self._cost(a) <= self._cost(b) else b
+
+    def _affine(self, candidates: list[Upstream], affinity: str) -> Upstream:
+        """Rendezvous hashing with bounded load: the same session or prefix keeps hitting the same replica
+        (warm prefix cache) while it stays a candidate (only its keys move when the set changes) and while
+        its load is within `affinity_slack` of the candidates' mean; past that, the next replica in the key's
+        order takes it, so one hot prefix (a shared system prompt) cannot pile onto one replica."""
+        ranked = sorted(candidates, key=lambda u: hashlib.blake2b(f"{affinity}\x00{u.endpoint}".encode(),
+                                                                   digest_size=8).digest(), reverse=True)
+        bound = self.affinity_slack * sum(self._cost(u) for u in candidates) / len(candidates)
+        return next((u for u in ranked if self._cost(u) <= bound), min(ranked, key=self._cost))
 
     def pick(
         self, route: Route, version: str | None, client_region: str, exclude: set[str] | frozenset[str] = frozenset(),

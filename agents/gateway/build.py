@@ -52,7 +52,8 @@ def build_gateway(
     metrics = GatewayMetrics()
     limits = limits or make_limits(config.limits, config.redis_url, wall_clock)
     balancer = Balancer(clock=clock, rng=rng, saturation=config.saturation,
-                        breaker_threshold=config.breaker_threshold, breaker_cooldown_s=config.breaker_cooldown_s)
+                        breaker_threshold=config.breaker_threshold, breaker_cooldown_s=config.breaker_cooldown_s,
+                        affinity_slack=config.affinity_slack)
     source = RoutingSource(config.api_url, config.api_key, api, clock)
 
     def forget(snapshot: Snapshot) -> None:

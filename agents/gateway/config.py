@@ -33,6 +33,11 @@ class GatewayConfig:
     # keeps the headroom and the batch worker backs off.
     batch_max_outstanding: float = 4.0
     batch_retry_after_s: int = 2
+    # Prefix affinity: requests whose first this-many prompt characters agree go to the same replica (its
+    # prefix cache is warm); 0 = off. `x-llmfleet-session` pins a session either way. A replica keeps its
+    # keys while its load is within `affinity_slack` x the mean of the candidates.
+    prefix_affinity_chars: int = 0
+    affinity_slack: float = 1.5
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -45,3 +50,5 @@ class GatewayConfig:
             raise ValueError("max_attempts, poll_interval_s and max_body_bytes must be positive")
         if self.batch_max_outstanding <= 0 or self.batch_retry_after_s < 1:
             raise ValueError("batch_max_outstanding and batch_retry_after_s must be positive")
+        if self.prefix_affinity_chars < 0 or self.affinity_slack < 1:
+            raise ValueError("prefix_affinity_chars must be >= 0 and affinity_slack >= 1")

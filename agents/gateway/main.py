@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share rate limits through Redis (e.g. redis://127.0.0.1:6379/0)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
     p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--prefix-affinity-chars", type=int, default=0,
+                   help="route requests sharing this many leading prompt characters to one replica; 0 = off")
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -42,6 +44,7 @@ def config_from_args(args: argparse.Namespace, key: str) -> GatewayConfig:
         region=args.region, api_url=args.api_url, api_key=key, host=args.host, port=args.port,
         poll_interval_s=args.poll_interval, auth_max_staleness_s=args.auth_max_staleness,
         max_body_bytes=args.max_body_bytes, max_attempts=args.max_attempts,
+        prefix_affinity_chars=args.prefix_affinity_chars,
         limits=LimitConfig(args.requests_per_minute, args.tokens_per_minute), redis_url=args.redis_url or None,
     )
 

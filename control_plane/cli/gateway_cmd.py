@@ -27,6 +27,10 @@ def gateway(
     tokens_per_minute: Annotated[int, typer.Option("--tokens-per-minute", min=0, help="per key; 0: off")] = 0,
     redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="LLMFLEET_REDIS_URL",
                                                   help="share limits across gateways")] = None,
+    prefix_affinity_chars: Annotated[int, typer.Option(
+        "--prefix-affinity-chars", min=0,
+        help="route requests sharing this many leading prompt characters to one replica (warm prefix cache); 0: off",
+    )] = 0,
     log_level: Annotated[str, typer.Option("--log-level")] = "warning",
 ) -> None:
     """Serve /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models for one region."""
@@ -43,7 +47,7 @@ def gateway(
             region=region, api_url=api_url,
             api_key=api_key or os.environ.get("LLMFLEET_AGENT_KEY", ""), host=host, port=port,
             poll_interval_s=poll_interval, limits=LimitConfig(requests_per_minute, tokens_per_minute),
-            redis_url=redis_url or None,
+            redis_url=redis_url or None, prefix_affinity_chars=prefix_affinity_chars,
         )
     except ValueError as error:
         raise CliError(str(error)) from None

@@ -105,8 +105,42 @@ def test_version_filter_and_nothing_left() -> None:
 def test_affinity_keeps_a_session_on_one_replica() -> None:
     r = route(up("a"), up("b"), up("c"))
     b = balancer()
-    chosen = {b.pick(r, "v1", "us-east-1", affinity="session-1").upstream.name for _ in range(10)}  # type: ignore[union-attr]
+    chosen = set()
+    for _ in range(10):  # one request after another, as a session sends them
+        pick = b.pick(r, "v1", "us-east-1", affinity="session-1")
+        assert pick is not None
+        chosen.add(pick.upstream.name)
+        b.release(pick.upstream, ok=True)
     assert len(chosen) == 1
+
+
+def test_different_keys_spread_over_the_replicas() -> None:
+    r = route(up("a"), up("b"), up("c"))
+    b = balancer()
+    homes = set()
+    for k in range(60):
+        pick = b.pick(r, "v1", "us-east-1", affinity=f"prefix:{k}")
+        assert pick is not None
+        homes.add(pick.upstream.name)
+        b.release(pick.upstream, ok=True)
+    assert homes == {"a", "b", "c"}
+
+
+def test_a_hot_key_overflows_its_replica_within_the_slack_and_comes_back_when_it_cools() -> None:
+    r = route(up("a"), up("b"), up("c"))
+    b = balancer()
+    held = [b.pick(r, "v1", "us-east-1", affinity="prefix:system-prompt") for _ in range(30)]
+    assert all(p is not None for p in held)
+    load = {name: sum(1 for p in held if p is not None and p.upstream.name == name) for name in "abc"}
+    home = max(load, key=load.__getitem__)
+    # In flight at once, the key overflows to the next replica in its order only as far as needed: its home
+    # never passes 1.5 x the mean load (+1 for the pick that crosses it), and a second replica takes the rest.
+    assert max(load.values()) <= 1.5 * (30 / 3 + 1) + 1
+    assert sorted(load.values())[-2] >= 30 - (1.5 * (30 / 3 + 1) + 1)
+    for p in held:
+        b.release(p.upstream, ok=True)  # type: ignore[union-attr]
+    again = b.pick(r, "v1", "us-east-1", affinity="prefix:system-prompt")
+    assert again is not None and again.upstream.name == home
 
 
 def test_batch_work_only_takes_replicas_below_the_load_cap_weighted_by_capacity() -> None:
