@@ -28,11 +28,24 @@ with workflow.unsafe.imports_passed_through():
     from workflows.autoscale_activities import AutoscaleActivities
     from workflows.deploy import union_items
     from workflows.types import (
-        ApplyPlacement, AutoscaleInput, ObserveLoad, PublishShares, ReplanRequest, ScaleTo, WaitReady,
+        ApplyPlacement, AutoscaleInput, Item, ObserveLoad, PublishShares, ReplanRequest, ScaleTo, WaitReady,
     )
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=3)
 SHORT = timedelta(seconds=60)
+
+
+def same_items(a: list[Item], b: list[Item]) -> bool:
+    """The same replicas wanted per (cluster, pool, variant, tp), whatever the order or zero entries."""
+
+    def counts(items: list[Item]) -> dict[tuple[str, str, str, int], int]:
+        out: dict[tuple[str, str, str, int], int] = {}
+        for i in items:
+            key = (i.cluster, i.pool, i.variant, i.tensor_parallel)
+            out[key] = out.get(key, 0) + i.count
+        return {k: n for k, n in out.items() if n}
+
+    return counts(a) == counts(b)
 
 
 def autoscale_workflow_id(deployment: str) -> str:
@@ -110,6 +123,10 @@ class AutoscaleWorkflow:
             return
         self._last.update(replicas=sum(i.count for i in outcome.items), reason=f"{decision.reason}; {outcome.reason}",
                           plan_id=outcome.plan_id)
+        if same_items(outcome.items, outcome.previous):
+            # The MILP keeps what runs (its model needs these replicas, or churn does not pay): nothing to
+            # apply, and no new routing generation for the gateways to fetch.
+            return
         actor = f"{inp.actor}:replan-{self._replans}"
         try:
             await workflow.execute_activity_method(
