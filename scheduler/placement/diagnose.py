@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 from scheduler.placement.candidates import Candidate, CandidateTable
 from scheduler.placement.cbc import run_cbc
 from scheduler.placement.eligibility import pool_allowed, tp_options, variant_allowed
 from scheduler.placement.milp import build_model
 from scheduler.placement.options import SolveOptions
 from scheduler.placement.problem import Problem, usable
+from scheduler.placement.pruning import option_arrays
 from scheduler.placement.snapshot import Snapshot
 
 
@@ -27,7 +30,7 @@ def precheck(problem: Problem, table: CandidateTable) -> list[str]:
     for d in snap.deployments:
         ks = problem.cands_by_deployment.get(d.name, [])
         positive = [si for si in problem.slices_by_deployment.get(d.name, []) if problem.slices[si].rps > 0]
-        served = {r.slice for k in ks for r in problem.routes_of[k]}
+        served, od_served = _served_slices(problem, d.name, ks)
         unserved = [si for si in positive if si not in served]
         # Looking at the raw table is only needed to explain a problem (it can be very large).
         usable_raw = [c for c in raw.get(d.name, []) if usable(snap, c)] if (unserved or not ks) else []
@@ -73,7 +76,6 @@ def precheck(problem: Problem, table: CandidateTable) -> list[str]:
         cap = d.constraints.max_spot_share
         total = sum(problem.slices[si].rps for si in positive)
         if cap < 1.0 and total > 0:
-            od_served = {r.slice for k in ks if not problem.pool_of[k].is_spot for r in problem.routes_of[k]}
             spot_only = sum(problem.slices[si].rps for si in positive if si in served and si not in od_served)
             if spot_only / total > cap + 1e-9:
                 out.append(
@@ -81,6 +83,21 @@ def precheck(problem: Problem, table: CandidateTable) -> list[str]:
                     f"served by spot pools within the SLO, above max_spot_share {cap:.0%}"
                 )
     return list(dict.fromkeys(out))  # one line per distinct problem
+
+
+def _served_slices(problem: Problem, dep: str, ks: list[int]) -> tuple[set[int], set[int]]:
+    """The deployment's slices some option can serve within the SLO, and those an on-demand option can
+    (from the route arrays: building every option's Route tuples costs seconds on large fleets)."""
+    if not ks:
+        return set(), set()
+    arrays = option_arrays(problem)
+    idx = np.asarray(ks, dtype=np.int64)
+    mine, cap = arrays.capacity(dep, idx)
+    has = cap > 0
+    served = {si for si, any_ in zip(mine, has.any(axis=0).tolist()) if any_}
+    od = has[~arrays.spot[idx]]
+    od_served = {si for si, any_ in zip(mine, od.any(axis=0).tolist()) if any_}
+    return served, od_served
 
 
 def _rule_failures(snap: Snapshot, dep: str, cands: list[Candidate]) -> list[str]:

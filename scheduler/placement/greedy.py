@@ -15,8 +15,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from scheduler.placement.eligibility import pool_spot_cap
 from scheduler.placement.problem import Problem
+from scheduler.placement.pruning import option_arrays
 from scheduler.placement.snapshot import Deployment, Pool
 
 EPS = 1e-9
@@ -93,9 +96,13 @@ def greedy_plan(problem: Problem, active: Iterable[int], widen: bool = True) -> 
 
     def all_routes(dep: str, si: int) -> list[tuple[int, float]]:
         if si not in wide:
-            for k in problem.cands_by_deployment.get(dep, []):
-                for r in problem.routes_of[k]:
-                    wide.setdefault(r.slice, []).append((k, r.capacity_rps))
+            # Every option's routes, from the route arrays (building Route tuples for a thousand pools'
+            # options takes seconds); the same (option, capacity) pairs in the same order.
+            ks = np.asarray(problem.cands_by_deployment.get(dep, []), dtype=np.int64)
+            mine, cap = option_arrays(problem).capacity(dep, ks)
+            for j, sj in enumerate(mine):
+                has = cap[:, j] > 0
+                wide.setdefault(sj, []).extend(zip(ks[has].tolist(), cap[has, j].tolist()))
         return wide.get(si, [])
 
     snap = problem.snapshot

@@ -49,6 +49,7 @@ class Built:
     slacks: dict[tuple[str, Hashable], pulp.LpVariable] = field(default_factory=dict)
     constant: float = 0.0  # churn penalty of current replicas that no option can keep
     covers: dict[Hashable, Cover] = field(default_factory=dict)  # the "icover" rows' definitions
+    running: set[int] = field(default_factory=set)  # options with a churn row (replicas running now)
 
 
 CandKey = tuple[str, str, str, int]
@@ -281,6 +282,7 @@ def _churn_terms(
         if have == 0:
             terms.append((built.n[k], price))  # every replica here is new
             continue
+        built.running.add(k)
         up = built.prob.add_variable(f"up_{k}", 0)
         down = built.prob.add_variable(f"down_{k}", 0)
         built.prob.addConstraint(

@@ -20,7 +20,7 @@ from scheduler.placement.greedy import GreedyPlan, greedy_plan
 from scheduler.placement.milp import Built, build_model
 from scheduler.placement.options import SolveOptions
 from scheduler.placement.plan import Plan
-from scheduler.placement.pricing import Priced, lagrangian_bound, price_out
+from scheduler.placement.pricing import lagrangian_bound, most_violated, price_out
 from scheduler.placement.problem import Problem, compile_problem
 from scheduler.placement.pruning import CandKey, best_per_rps, initial_active, option_arrays
 from scheduler.placement.snapshot import Snapshot
@@ -28,10 +28,10 @@ from scheduler.placement.verify import violations
 
 MAX_ADDED_PER_ROUND = 100  # per deployment: most-violated first, so rounds stay small
 MIN_PHASE_SECONDS = 0.12  # below this a CBC call cannot finish: skip it
-SECONDS_PER_PRICED = 1e-5  # pricing one left-out option (measured ~7e-6 under load)
+SECONDS_PER_PRICED = 2e-6  # pricing one left-out option (numpy; measured ~1.4e-6 at load 2-3)
 SECONDS_PER_VARIABLE = 5e-5  # building + writing the model before CBC starts (measured ~3e-5)
 LP_SHARE = 0.25  # of the time limit for the LP bound and pricing; the MILP gets the rest
-LP_HARD_SHARE = 0.6  # the first LP solve is stopped here (the greedy plan is the answer then)
+LP_HARD_SHARE = 0.7  # the first LP solve is stopped here (the greedy plan is the answer then)
 NARROW_SHARE = 0.55  # of the remaining time for phase A over the LP's support alone
 SUPPORT_SHARE = 0.4  # of the remaining time for phase A over the widened support
 SPARE_PER_SLICE = 3  # phase A also gets this many cheap options per slice in pools with quota left
@@ -89,6 +89,8 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
     greedy = greedy_plan(problem, active)
     if greedy is not None:
         active |= set(greedy.counts)  # the greedy may have widened past the pruned set
+        # Turning it into a plan means building a model over its options: keep that time back too.
+        hard -= _call_seconds(problem, set(greedy.counts)) - MIN_PHASE_SECONDS
 
     lp_deadline = started + LP_SHARE * opts.time_limit_s
     # The first LP solve may run past the LP share (without it there is no bound and no rounding),
@@ -110,6 +112,8 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
         else "Lagrangian bound over all options"
         if lp.bound >= floor
         else "demand x best $/rps (no LP bound within the time limit)"
+        if lp.bound == float("-inf")
+        else "demand x best $/rps (above the Lagrangian bound reached)"
     )
     lp = replace(lp, bound=max(lp.bound, floor))
     stats.update(
@@ -120,6 +124,8 @@ def solve(snapshot: Snapshot, table: CandidateTable, options: SolveOptions | Non
             "lp_bound": kind,
         }
     )
+    if math.isfinite(lp.restricted):
+        stats["lp_restricted_per_hour"] = round(lp.restricted, 4)  # over the options kept, not a bound
 
     # Phase A: the MILP over the options the LP uses (plus what runs now) finds a good plan fast.
     # Phase B: the MILP over all active options, started from it, improves it and proves the bound.
@@ -334,6 +340,7 @@ class LpResult:
     support: set[int]  # options with replicas in the final LP solution
     n: dict[int, float]  # the final LP solution: replicas per option
     y: dict[tuple[int, int], float]  # and routed rps per (option, slice)
+    restricted: float = float("nan")  # the last restricted LP's value (a bound only when exact)
     infeasible: bool = False  # the restricted LP has no solution
     timed_out: bool = False  # the first LP solve did not finish in time: no LP solution at all
 
@@ -385,21 +392,22 @@ def _lp_bound(
         support = {k for k, v in n_lp.items() if v > 1e-6}
         if active != everything and time.perf_counter() >= deadline and rounds > 1:
             # Out of time: keep the best Lagrangian bound of the rounds already priced.
-            return LpResult(best, False, active, rounds, support, n_lp, y_lp)
-        if active != everything and time.perf_counter() >= deadline:
-            # Not even one round priced: the restricted LP is no bound; simple_bound() stands in.
-            return LpResult(float("-inf"), False, active, rounds, support, n_lp, y_lp)
+            return LpResult(best, False, active, rounds, support, n_lp, y_lp, lp_value)
+        # The first pricing pass runs even past `deadline` (it is what makes the restricted LP a bound
+        # over all options), as long as it ends before the solver phases' end.
         pricing_s = SECONDS_PER_PRICED * (len(everything) - len(active))
         if active != everything and time.perf_counter() + pricing_s > hard:
-            # Pricing is Python work per left-out option, not bounded by CBC's deadline: skip it when it
-            # would run past the solver phases' end (simple_bound() stands in for the bound).
+            # Pricing is not bounded by CBC's deadline: skip it when it would run past the solver
+            # phases' end (simple_bound() stands in for the bound).
             bound = float("-inf") if last is None else best
-            return LpResult(bound, False, active, rounds, support, n_lp, y_lp)
-        priced = price_out(problem, built, everything - active, churn) if active != everything else []
-        if not priced:
-            return LpResult(lp_value, True, active, rounds, support, n_lp, y_lp)
+            return LpResult(bound, False, active, rounds, support, n_lp, y_lp, lp_value)
+        if active == everything:
+            return LpResult(lp_value, True, active, rounds, support, n_lp, y_lp, lp_value)
+        priced = price_out(problem, built, everything - active, churn)
+        if not len(priced):
+            return LpResult(lp_value, True, active, rounds, support, n_lp, y_lp, lp_value)
         best = max(best, lagrangian_bound(problem, lp_value, priced))
-        last = LpResult(best, False, active, rounds, support, n_lp, y_lp)
+        last = LpResult(best, False, active, rounds, support, n_lp, y_lp, lp_value)
         out_of_time = time.perf_counter() >= deadline
         if (
             lp_value - best <= BOUND_TOLERANCE * max(abs(lp_value), 1e-9)
@@ -407,7 +415,7 @@ def _lp_bound(
             or out_of_time
         ):
             return last
-        active = active | _most_violated(problem, priced)
+        active = active | most_violated(problem, priced, MAX_ADDED_PER_ROUND)
 
 
 def _spare_options(problem: Problem, active: set[int], lp: LpResult) -> set[int]:
@@ -508,17 +516,6 @@ def rounded_start(
     for key, var in built.y.items():
         start[var.name] = y.get(key, 0.0)
     return start
-
-
-def _most_violated(problem: Problem, priced: list[Priced]) -> set[int]:
-    by_dep: dict[str, list[Priced]] = {}
-    for p in priced:
-        by_dep.setdefault(problem.candidates[p.cand].deployment, []).append(p)
-    out: set[int] = set()
-    for items in by_dep.values():
-        items.sort(key=lambda p: -p.violation)
-        out.update(p.cand for p in items[:MAX_ADDED_PER_ROUND])
-    return out
 
 
 def _churn_penalty(
