@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint, case, func, select,
+    Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, case, func, select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, deferred, mapped_column
@@ -85,6 +85,8 @@ class Batch(CreatedAtMixin, Base):
     completion_window: Mapped[str] = mapped_column(String(16))
     status: Mapped[BatchStatus] = mapped_column(str_enum(BatchStatus), default=BatchStatus.VALIDATING)
     total: Mapped[int] = mapped_column(Integer)
+    # Every request on an input line <= this has a result (a chunk reads only what follows; 0: none known).
+    answered_through_line: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     errors: Mapped[list[Any]] = mapped_column(default=list)  # [{code, message, line, param}]
     output_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -104,7 +106,7 @@ class BatchResult(CreatedAtMixin, Base):
     """One answered request of a batch: the replica's answer (any status) or an error that had no answer."""
 
     __tablename__ = "batch_results"
-    __table_args__ = (UniqueConstraint("batch_id", "custom_id"),)
+    __table_args__ = (UniqueConstraint("batch_id", "custom_id"), Index("ix_batch_results_batch_line", "batch_id", "line"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
@@ -260,8 +262,10 @@ def mark_in_progress(session: Session, batch: Batch) -> None:
         batch.in_progress_at = utcnow()
 
 
-def done_custom_ids(session: Session, batch: Batch) -> set[str]:
-    return set(session.scalars(select(BatchResult.custom_id).where(BatchResult.batch_id == batch.id)))
+def done_custom_ids(session: Session, batch: Batch, after_line: int = 0) -> set[str]:
+    """custom_ids with a result, among the requests on input lines after `after_line`."""
+    return set(session.scalars(select(BatchResult.custom_id)
+                               .where(BatchResult.batch_id == batch.id, BatchResult.line > after_line)))
 
 
 @dataclass(frozen=True, slots=True)

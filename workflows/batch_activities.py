@@ -122,10 +122,10 @@ class Request:
     body: dict[str, Any]
 
 
-def iter_requests(content: bytes) -> Iterator[Request]:
-    """The input file's requests in order, parsed only as far as the caller reads."""
+def iter_requests(content: bytes, after_line: int = 0) -> Iterator[Request]:
+    """The input file's requests in order after `after_line`, parsed only as far as the caller reads."""
     for number, raw in enumerate(content.split(b"\n"), start=1):
-        if raw.strip():
+        if number > after_line and raw.strip():
             record = orjson.loads(raw)
             yield Request(number, record["custom_id"], record["url"], record["body"])
 
@@ -152,6 +152,7 @@ class _Chunk:
     batch_pk: int
     in_flight: dict[str, int] = field(default_factory=dict)
     recorded: int = 0
+    recorded_lines: set[int] = field(default_factory=set)
     deferred: int = 0
 
 
@@ -195,17 +196,26 @@ class BatchActivities:
                 return ChunkResult(0, 0, cancelled=True)
             if batch.status.is_terminal:
                 return ChunkResult(0, 0)
-            done = registry.done_custom_ids(session, batch)
-            # Parse only as far as this chunk needs: a large batch would otherwise parse the whole file
-            # once per chunk. The input's records were counted at upload (`total`).
-            requests = iter_requests(registry.file_content(session, batch.team, batch.input_file_id))
+            # Only what follows the answered-through line, parsed only as far as this chunk needs: a large
+            # batch would otherwise read every recorded id and parse the whole file once per chunk.
+            after = batch.answered_through_line
+            done = registry.done_custom_ids(session, batch, after)
+            requests = iter_requests(registry.file_content(session, batch.team, batch.input_file_id), after)
             chunk = list(islice((r for r in requests if r.custom_id not in done), request.limit))
-            pending = batch.total - len(done)
+            answered = registry.counts(session, batch)
+            pending = batch.total - answered.completed - answered.failed
             team, pk = batch.team, batch.id
             targets = {r.body["model"]: self._target(session, team, r.body["model"]) for r in chunk}
         state = _Chunk(pk)
         if not chunk:
             return ChunkResult(0, 0)
+        try:
+            return await self._run(state, chunk, targets, pending, request)
+        finally:
+            self._advance_watermark(pk, chunk, state.recorded_lines)
+
+    async def _run(self, state: _Chunk, chunk: list[Request], targets: dict[str, tuple[str, list[Candidate]] | str],
+                   pending: int, request: ChunkRequest) -> ChunkResult:
         runnable = []
         for r in chunk:
             target = targets[r.body["model"]]
@@ -255,6 +265,16 @@ class BatchActivities:
             assert batch is not None
             registry.record_results(session, batch, [record])
         state.recorded += 1
+        state.recorded_lines.add(record.line)
+
+    def _advance_watermark(self, batch_pk: int, chunk: list[Request], recorded: set[int]) -> None:
+        """Everything before this chunk's first unanswered request has a result now: the chunk took the
+        first unanswered requests after the old watermark in file order, and the ones it skipped had one."""
+        through = next((r.line - 1 for r in chunk if r.line not in recorded), chunk[-1].line)
+        with transaction(self._sessions) as session:
+            batch = session.get(registry.Batch, batch_pk)
+            if batch is not None and through > batch.answered_through_line:
+                batch.answered_through_line = through
 
     async def _send_all(self, state: _Chunk, runnable: list[tuple[Request, str, list[Candidate]]],
                         request: ChunkRequest) -> None:

@@ -16,7 +16,11 @@ from fastapi.testclient import TestClient
 
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from sqlalchemy import select
+
 from registry.api_keys import Scope
+from registry.batches import Batch
+from registry.db import session_factory, transaction
 from tests.conftest import KeyMaker, bearer
 from tests.integration.batches.conftest import BatchWorld, make_world, wait_until
 from tests.integration.batches.jsonl import chat_line, jsonl, parse_output
@@ -64,6 +68,10 @@ def test_a_killed_worker_resumes_without_answering_twice(slow_world: BatchWorld)
     assert all(o["response"]["status_code"] == 200 for o in output)
     # Resumed, not restarted: besides the 40, only requests in flight at the kill were sent again.
     assert TOTAL <= served(slow_world) <= TOTAL + CONCURRENCY
+    # Every input line is answered: the batch's watermark reached the last one (chunks read only past it).
+    with transaction(session_factory(slow_world.fleet.engine)) as session:
+        row = session.scalars(select(Batch).where(Batch.batch_id == batch.id)).one()
+        assert row.answered_through_line == TOTAL
 
 
 def test_creating_a_batch_without_temporal_is_a_clear_503(database_url: str, tmp_path: Path, engine,  # type: ignore[no-untyped-def]
