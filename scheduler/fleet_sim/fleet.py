@@ -3,7 +3,8 @@
 A group is one placement option, (deployment, variant, pool, tp) as in the planner's candidate table.
 The fleet reconciles towards the target the policy set (like the agents: level-triggered): it launches
 missing replicas (ready after the cold start), stops surplus ones (starting ones first), refuses
-launches into pools that are down or full. Billing is per whole instance: replicas pack into a pool's
+launches into pools that are full or down (a pool that is down takes no new instance, but the free GPUs
+of an instance still running there can be used). Billing is per whole instance: replicas pack into a pool's
 instances by GPUs (ceil(GPUs used / GPUs per instance) instances at the pool's price) from launch to stop.
 """
 
@@ -60,6 +61,9 @@ class Fleet:
     def ready(self) -> dict[GroupKey, int]:
         return {k: g.ready for k, g in self.groups.items() if g.ready > 0}
 
+    def queued(self) -> dict[GroupKey, float]:
+        return {k: g.backlog for k, g in self.groups.items() if g.backlog > 0 and g.ready > 0}
+
     def cost_per_hour(self) -> float:
         used: dict[str, int] = {}
         for g in self.groups.values():
@@ -90,9 +94,10 @@ class Fleet:
             g = self.groups[key]
             pool = self.pool(key[2])
             while g.running < self.target[key]:
-                if not self.available(pool.id, now):
-                    break
-                if self.gpus_used(pool.id) + key[3] > pool.max_instances * pool.gpus:
+                used = self.gpus_used(pool.id)
+                # A pool that is down takes no new instance; free GPUs of one still running can be used.
+                room = pool.max_instances if self.available(pool.id, now) else math.ceil(used / pool.gpus)
+                if used + key[3] > room * pool.gpus:
                     break
                 if instant:
                     g.ready += 1

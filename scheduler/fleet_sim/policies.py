@@ -1,12 +1,24 @@
 """Policies under simulation: thin adapters that call the code the control plane and the benchmarks run.
 
-- `llmfleet`: every re-plan interval (and after a loss of capacity), the placement MILP
-  (scheduler.placement.solve) on the autoscaling forecast (scheduler.autoscale.forecast of each slice's
-  busiest-minute rate), with the running replicas as `current` so the churn penalty applies; between
-  re-plans, scheduler.autoscale.decide per deployment; the count is applied by growing the item whose
-  next replica costs least (free GPUs in a paid instance first) and shrinking the smallest, never below the
-  plan. This placement step differs from the control plane's (`scheduler.autoscale.resize`, which follows
-  observed load): the simulator routes to any replica, the real gateway only by published shares.
+- `llmfleet`: what the control plane runs, per deployment. Every re-plan interval (and after a loss of
+  capacity, at most every FAILOVER_MIN_GAP_S) a plan for the forecast (scheduler.autoscale.forecast) of
+  each slice's busiest minute, made two ways with the same planner: the fleet-wide placement MILP, and
+  scheduler.autoscale_replan.replan of each deployment in turn (largest first), the way the control
+  plane plans one deployment at a time; the one with the lower cost plus churn penalty against what runs
+  is applied (the fleet-wide MILP packs deployments together but, time-limited, can return a poor
+  plan; the per-deployment problems are small and usually solve to optimality). Between plans, every
+  control tick, the AutoscaleWorkflow's step for each deployment: scheduler.autoscale.decide on the last
+  minute's request rate with `placed_capacity_rps` as the capacity per replica, and when the count
+  changes, `replan` of that deployment on the forecast with the policy's count as the floor (or
+  `scheduler.autoscale.resize` when the MILP finds no plan); as the workflow, it then decides nothing for
+  that deployment until the new replicas are ready (at most READY_TIMEOUT_S). A per-deployment re-plan
+  sees the shared fleet through deployment_view.py: quotas net of what the other deployments hold and
+  the free GPUs of their partly used instances as a spare pool. Differences from the workflow, all
+  because the simulator adds a fleet-wide plan the control plane does not have: the plan's demand is a
+  floor for the autoscaler (it serves bursts above the plan and gives back what it added, but never
+  shrinks below what the plan sized for the interval's busiest minute: scaling the count of a
+  re-placed deployment down on a quiet minute would swap fast replicas for many slow ones), and the
+  demand mix of a deployment (the control plane's spec) is the forecast of its slices' recent rates.
 - `skyserve`: the skyserve baseline's placement (one instance type, spot up to the cap, the rest
   on-demand) on the last minute's QPS every control tick, applied with SkyServe's hysteresis (a higher
   count must persist 300 s, a lower one 1200 s); a replica on a pool that went down is replaced at once
@@ -15,29 +27,33 @@
 - `static`: the MILP once, for each slice's busiest minute of the whole day (perfect knowledge of the
   peak); lost replicas are relaunched where they were, when their pool takes instances again.
 The perfect-foresight bound is in bound.py. Pools that are down (outage, spot capacity gone after a
-preemption) are offered to every planner with a quota of 0.
+preemption) take no new instances: every planner sees them with the instances they still hold as quota
+(none after an outage; the survivors of a preemption may stay).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, decide, forecast
+from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, decide, forecast, resize
+from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, replan
+from scheduler.fleet_sim.deployment_view import DeploymentView, deployment_view
 from scheduler.fleet_sim.fleet import GroupKey
 from scheduler.fleet_sim.routing import Gateway
 from scheduler.fleet_sim.settings import SimulationIn
 from scheduler.fleet_sim.traffic import Traffic
 from scheduler.placement import CandidateTable, PlacedReplicas, SolveOptions, solve
 from scheduler.placement.baselines import melange, skyserve
-from scheduler.placement.snapshot import DemandSlice, Snapshot
+from scheduler.placement.snapshot import DemandSlice, Deployment, Snapshot
 
 POLICIES = ("llmfleet", "skyserve", "melange", "static", "bound")
 FAILOVER_MIN_GAP_S = 300.0  # at most one capacity-loss re-plan per this long
 SKYSERVE_UP_S = 300.0
+READY_TIMEOUT_S = 900.0  # the AutoscaleWorkflow's wait for a re-plan's replicas (AutoscaleInput)
 SKYSERVE_DOWN_S = 1200.0
 
 
@@ -48,6 +64,14 @@ class View:
     running: Mapping[GroupKey, int]
     down_pools: frozenset[str]
     capacity_lost: bool
+    load_rps: Mapping[GroupKey, float] = field(default_factory=dict)  # routed to each group (last tick)
+    ready: Mapping[GroupKey, int] = field(default_factory=dict)
+    held: Mapping[str, int] = field(default_factory=dict)  # down pool -> instances still running there
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Instance limits of the pools that are down: no new instances, what survived may stay."""
+        return {p: self.held.get(p, 0) for p in self.down_pools}
 
 
 @dataclass(frozen=True)
@@ -73,10 +97,11 @@ class Context:
 def snapshot_for(
     ctx: Context,
     rates: Iterable[float],
-    down: Iterable[str] = (),
+    down: Iterable[str] | Mapping[str, int] = (),
     running: Mapping[GroupKey, int] | None = None,
 ) -> Snapshot:
-    """The scenario's fleet with demand at `rates` (one per slice), down pools at quota 0, and the
+    """The scenario's fleet with demand at `rates` (one per slice), pools that are down limited to the
+    instances they still hold (`down` maps pool -> instances; a plain list of pools means none), and the
     running replicas as the current placement (re-plan mode)."""
     snap = ctx.snapshot
     it = iter(float(r) for r in rates)
@@ -84,8 +109,10 @@ def snapshot_for(
         replace(d, demand=tuple(DemandSlice(s.client_region, s.shape, max(0.0, next(it))) for s in d.demand))
         for d in snap.deployments
     )
-    gone = set(down)
-    pools = tuple(replace(p, max_instances=0) if p.id in gone else p for p in snap.pools)
+    held = down if isinstance(down, Mapping) else dict.fromkeys(down, 0)
+    pools = tuple(
+        replace(p, max_instances=min(p.max_instances, held[p.id])) if p.id in held else p for p in snap.pools
+    )
     current = tuple(
         PlacedReplicas(k[0], k[1], k[2], k[3], n) for k, n in sorted((running or {}).items()) if n > 0
     )
@@ -110,13 +137,6 @@ def counts(items: Iterable[tuple[str, str, str, int, int]]) -> dict[GroupKey, in
     return {k: n for k, n in out.items() if n > 0}
 
 
-def by_deployment(target: Mapping[GroupKey, int]) -> dict[str, int]:
-    out: dict[str, int] = defaultdict(int)
-    for k, n in target.items():
-        out[k[0]] += n
-    return out
-
-
 class Policy:
     name = "policy"
 
@@ -134,101 +154,194 @@ class Llmfleet(Policy):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.forecast: np.ndarray | None = None
+        self.forecast: np.ndarray | None = None  # per slice: forecast of the busiest minute (plans)
+        self.mix: np.ndarray | None = None  # per slice: forecast of the last minute's rate (autoscaling)
         self.last_plan = -np.inf
-        self.plan_count: dict[str, int] = {}
+        self.planned_rps: dict[str, float] = {}  # per deployment: the demand of the last plan (a floor)
+        self.at_plan: dict[str, bool] = {}  # per deployment: sized for the plan's demand, not above it
         self.states: dict[str, AutoscaleState] = {}
-        self.policy = AutoscalePolicy(target_utilisation=ctx.snapshot.headroom)
+        self.applying: dict[str, float] = {}  # deployment -> when its autoscale re-plan started applying
+        self.slices = {
+            d.name: [i for i, s in enumerate(ctx.traffic.slices) if s.deployment == d.name]
+            for d in ctx.snapshot.deployments
+        }
 
     def decide(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
         due = view.step % ctx.replan_steps == 0
         failover = view.capacity_lost and view.now - self.last_plan >= FAILOVER_MIN_GAP_S
         if due or failover or not self.target:
-            return self._replan(view)
+            return self._plan(view)
         return self._autoscale(view)
 
-    def _replan(self, view: View) -> dict[GroupKey, int] | None:
+    def _policy(self, min_replicas: int) -> AutoscalePolicy:
+        # The AutoscaleWorkflow's defaults (AutoscaleInput): target utilisation 0.7 of the believed
+        # capacity, a little below the planner's headroom, so a burst above the plan is met before it
+        # saturates replicas that may be slower than believed.
+        return AutoscalePolicy(min_replicas=min_replicas)
+
+    def _plan(self, view: View) -> dict[GroupKey, int] | None:
+        """A plan for the forecast of each slice's busiest minute, two ways with the same planner: the
+        fleet-wide MILP, and each deployment re-planned on its own, one after another (largest first, each
+        seeing what the others hold), as the control plane plans. The one that costs less, counting the
+        churn penalty against what runs now, is applied."""
         ctx = self.ctx
         observed = ctx.traffic.peak_minute_rps(view.step - ctx.replan_steps, view.step)
-        prev = self.forecast
-        self.forecast = np.array(
-            [
-                forecast(None if prev is None else float(prev[i]), float(o), self.policy)
-                for i, o in enumerate(observed)
-            ]
-        )
-        snap = snapshot_for(ctx, self.forecast, view.down_pools, view.running)
+        self.forecast = self._forecast(self.forecast, observed)
+        self.last_plan = view.now
+        now = self._mine(None, view)
+        options = [t for t in (self._plan_fleet(view), self._plan_each(view)) if t is not None]
+        if not options:
+            return None  # keep what runs; the autoscaler still reacts
+        self.target = min(options, key=lambda t: self._objective(t, now))
+        self.planned_rps = {d: float(sum(self.forecast[i] for i in idx)) for d, idx in self.slices.items()}
+        self.at_plan = dict.fromkeys(self.slices, True)
+        return dict(self.target)
+
+    def _plan_fleet(self, view: View) -> dict[GroupKey, int] | None:
+        ctx = self.ctx
+        assert self.forecast is not None
+        snap = snapshot_for(ctx, self.forecast, view.limits, self._mine(None, view))
         plan = solve(snap, ctx.table, ctx.options())
         self.solves += 1
         if not plan.ok and view.down_pools:
+            # After losing a failure domain, spread may be impossible with what is left.
             plan = solve(without_spread(snap), ctx.table, ctx.options())
             self.solves += 1
-        self.last_plan = view.now
         if not plan.ok:
-            return None  # keep what runs; the autoscaler still reacts
-        self.target = counts((r.deployment, r.variant, r.pool, r.tp, r.count) for r in plan.replicas)
-        self.plan_count = by_deployment(self.target)
-        self.states = {}
-        return dict(self.target)
+            return None
+        return counts((r.deployment, r.variant, r.pool, r.tp, r.count) for r in plan.replicas)
+
+    def _plan_each(self, view: View) -> dict[GroupKey, int] | None:
+        ctx = self.ctx
+        declared = snapshot_for(ctx, self.forecast if self.forecast is not None else ())
+        target = dict(self.target)
+        for dep in sorted(declared.deployments, key=lambda d: (-d.total_rps, d.name)):
+            dv = self._view(declared, dep, view, target)
+            result = replan(dv.snapshot, dv.table, dep.name, dep.total_rps, ReplanLimits(), ctx.options())
+            self.solves += 1
+            if not result.plan.ok and view.down_pools:
+                degraded = without_spread(dv.snapshot)
+                result = replan(degraded, dv.table, dep.name, dep.total_rps, ReplanLimits(), ctx.options())
+                self.solves += 1
+            if not result.plan.ok:
+                return None
+            new = dv.to_fleet((r.variant, r.pool, r.tp, r.count) for r in result.plan.replicas)
+            target = {k: n for k, n in target.items() if k[0] != dep.name} | new
+        return target
+
+    def _objective(self, target: Mapping[GroupKey, int], now: Mapping[GroupKey, int]) -> float:
+        """What the planner minimises, for a whole fleet: whole instances x price, plus the churn penalty
+        (SolveOptions.churn_weight x each added or removed replica's GPU-hours) against `now`."""
+        snap = self.ctx.snapshot
+        gpus: dict[str, int] = defaultdict(int)
+        for k, n in target.items():
+            gpus[k[2]] += k[3] * n
+        pools = snap.pool_by_id
+        cost = sum(-(-g // pools[p].gpus) * pools[p].price_per_hour for p, g in gpus.items())
+        weight = self.ctx.options().churn_weight
+        for k in set(target) | set(now):
+            pool = snap.pool_by_id[k[2]]
+            cost += weight * abs(target.get(k, 0) - now.get(k, 0)) * k[3] * pool.price_per_hour / pool.gpus
+        return cost
 
     def _autoscale(self, view: View) -> dict[GroupKey, int] | None:
+        """The AutoscaleWorkflow's step for each deployment: observe, decide, and on a new count re-plan
+        that deployment through the MILP (or resize in place when the MILP finds no plan)."""
         ctx = self.ctx
         rates = ctx.traffic.mean_rps(view.step - ctx.control_steps, view.step)
+        self.mix = self._forecast(self.mix, rates)
+        declared = snapshot_for(ctx, self.mix)
         changed = False
-        for dep, planned in self.plan_count.items():
-            keys = [k for k in self.target if k[0] == dep]
-            # Replicas that exist: a pool that is down holds none, whatever the plan says.
-            for k in keys:
-                if k[2] in view.down_pools:
-                    self.target[k] = min(self.target[k], view.running.get(k, 0))
-            now = sum(self.target[k] for k in keys)
-            idx = [i for i, s in enumerate(ctx.traffic.slices) if s.deployment == dep]
-            rps = float(sum(rates[i] for i in idx))
-            cap = self._capacity(keys, idx, rates)
-            policy = replace(self.policy, min_replicas=planned)
-            decision, self.states[dep] = decide(
-                policy, self.states.get(dep, AutoscaleState()), Observation(rps, now, cap)
+        for dep in declared.deployments:
+            if self._waiting(dep.name, view):
+                continue
+            mine = self._mine(dep.name, view)
+            replicas = sum(mine.values())
+            dv = self._view(declared, dep, view)
+            capacity = placed_capacity_rps(dv.snapshot, dv.table, dep.name) or 0.0
+            rps = float(sum(rates[i] for i in self.slices[dep.name]))
+            decision, state = decide(
+                self._policy(dep.constraints.min_replicas),
+                self.states.get(dep.name, AutoscaleState()),
+                Observation(rps, replicas, capacity),
             )
-            usable = [k for k in keys if k[2] not in view.down_pools] or keys
-            while now < decision.replicas and usable:
-                # Grow the item whose next replica costs least: free GPUs in an instance already paid
-                # for first, then the cheapest instance (the simulator sees instance packing, so it uses it).
-                k = min(usable, key=lambda k: (self._marginal(k), -self.target[k], k))
-                self.target[k] += 1
-                now += 1
-                changed = True
-            while now > decision.replicas:  # shrink the smallest
-                k = min((k for k in keys if self.target[k] > 0), key=lambda k: (self.target[k], k))
-                self.target[k] -= 1
-                now -= 1
-                changed = True
+            self.states[dep.name] = state
+            if decision.replicas == replicas or replicas == 0:
+                continue
+            # The plan's demand is a floor: the autoscaler serves bursts above the plan and gives back
+            # what it added, but does not shrink below what the plan sized for the interval's busiest minute.
+            planned = self.planned_rps.get(dep.name, 0.0)
+            if decision.replicas < replicas and self.at_plan.get(dep.name, False):
+                continue
+            demand = max(state.forecast_rps or 0.0, planned)
+            self.at_plan[dep.name] = demand <= planned
+            limits = ReplanLimits(floor_replicas=decision.replicas)
+            result = replan(dv.snapshot, dv.table, dep.name, demand, limits, ctx.options())
+            self.solves += 1
+            if result.plan.ok:
+                new = dv.to_fleet((r.variant, r.pool, r.tp, r.count) for r in result.plan.replicas)
+            else:  # no plan: resize what runs where its traffic goes (as the workflow does)
+                keys = sorted(mine)
+                load = [view.load_rps.get(k, 0.0) for k in keys]
+                sizes = resize([mine[k] for k in keys], load, decision.replicas)
+                new = {k: n for k, n in zip(keys, sizes, strict=True) if n > 0}
+            self._apply(dep.name, new)
+            self.applying[dep.name] = view.now
+            changed = True
         return dict(self.target) if changed else None
 
-    def _marginal(self, key: GroupKey) -> float:
-        pool = self.ctx.snapshot.pool_by_id[key[2]]
-        used = sum(k[3] * n for k, n in self.target.items() if k[2] == pool.id)
-        free = -used % pool.gpus
-        return 0.0 if free >= key[3] else pool.price_per_hour  # a new whole instance
+    def _forecast(self, previous: np.ndarray | None, observed: np.ndarray) -> np.ndarray:
+        policy = self._policy(0)
+        return np.array(
+            [
+                forecast(None if previous is None else float(previous[i]), float(o), policy)
+                for i, o in enumerate(observed)
+            ]
+        )
 
-    def _capacity(self, keys: list[GroupKey], idx: list[int], rates: np.ndarray) -> float:
-        """Believed SLO capacity of one of the deployment's replicas for its current mix (count-weighted)."""
-        total_n = 0
-        total_cap = 0.0
-        mix = np.array([max(float(rates[i]), 1e-9) for i in idx])
-        mix = mix / mix.sum()
-        for k in keys:
-            inv = 0.0
-            w = 0.0
-            for f, si in zip(mix, idx):
-                c = self.ctx.gateway.believed_rps(k, si)
-                if c:
-                    inv += f / c
-                    w += f
-            if inv > 0:
-                total_cap += self.target[k] * w / inv
-                total_n += self.target[k]
-        return total_cap / total_n if total_n else 0.0
+    def _mine(
+        self, dep: str | None, view: View, target: Mapping[GroupKey, int] | None = None
+    ) -> dict[GroupKey, int]:
+        """A deployment's replicas now (all when `dep` is None) as the control plane counts them: wanted,
+        starting ones included; in a pool that is down, only those still running."""
+        wanted = self.target if target is None else target
+        out = {
+            k: min(n, view.running.get(k, 0)) if k[2] in view.down_pools else n
+            for k, n in wanted.items()
+            if dep is None or k[0] == dep
+        }
+        return {k: n for k, n in out.items() if n > 0}
+
+    def _view(
+        self, declared: Snapshot, dep: Deployment, view: View, target: Mapping[GroupKey, int] | None = None
+    ) -> DeploymentView:
+        wanted = self.target if target is None else target
+        others: dict[GroupKey, int] = {}
+        for k in set(wanted) | set(view.running):
+            if k[0] != dep.name:  # what the others occupy: wanted, or still running (make before break);
+                # in a pool that is down, only what still runs there
+                want = 0 if k[2] in view.down_pools else wanted.get(k, 0)
+                others[k] = max(want, view.running.get(k, 0))
+        return deployment_view(
+            declared, self.ctx.table, dep, self._mine(dep.name, view, wanted), others, view.limits
+        )
+
+    def _apply(self, dep: str, new: Mapping[GroupKey, int]) -> None:
+        self.target = {k: n for k, n in self.target.items() if k[0] != dep} | dict(new)
+
+    def _waiting(self, dep: str, view: View) -> bool:
+        """Whether the deployment's AutoscaleWorkflow still waits for its re-plan's replicas to be ready (it
+        decides nothing meanwhile; after READY_TIMEOUT_S it stops waiting)."""
+        since = self.applying.get(dep)
+        if since is None:
+            return False
+        if view.now - since < READY_TIMEOUT_S and any(
+            view.ready.get(k, 0) < n for k, n in self.target.items() if k[0] == dep
+        ):
+            return True
+        del self.applying[dep]
+        return False
 
 
 class Melange(Policy):
@@ -245,7 +358,7 @@ class Melange(Policy):
         if not (due or failover or not self.target):
             return None
         observed = ctx.traffic.peak_minute_rps(view.step - ctx.replan_steps, view.step)
-        snap = snapshot_for(ctx, observed, view.down_pools)
+        snap = snapshot_for(ctx, observed, view.limits)
         result = melange(snap, ctx.table, ctx.options())
         self.solves += 1
         if not result.ok and view.down_pools:
@@ -269,7 +382,7 @@ class Skyserve(Policy):
     def decide(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
         qps = ctx.traffic.mean_rps(view.step - ctx.control_steps, view.step)
-        snap = snapshot_for(ctx, qps, view.down_pools)
+        snap = snapshot_for(ctx, qps, view.limits)
         result = skyserve(snap, ctx.table)
         self.solves += 1
         if not result.ok and view.down_pools:

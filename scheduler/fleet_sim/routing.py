@@ -2,9 +2,10 @@
 
 Load-aware and SLO-aware, like the regional gateway: a slice may go to a group only when the group's
 RTT from the client plus the TTFT the scheduler believes for it meets the SLO; among those, traffic is
-water-filled to the group with the lowest believed utilisation (the most constrained slices first, ties
-to the nearest). When no ready group of the deployment can meet the SLO for a slice, it spills to the
-nearest ready group (it will likely miss the SLO); when none is ready at all, its requests are dropped.
+water-filled to the group with the lowest believed utilisation, counting requests already queued there
+(the most constrained slices first, ties to the nearest). When no ready group of the deployment can
+meet the SLO for a slice, it spills to the nearest ready group (it will likely miss the SLO); when none
+is ready at all, its requests are dropped.
 The same gateway serves every policy, so differences come from the placements alone.
 """
 
@@ -53,9 +54,16 @@ class Gateway:
         return max((p.rps for p in pts), default=1.0)
 
     def shares(
-        self, ready: Mapping[GroupKey, int], rates: list[float]
+        self,
+        ready: Mapping[GroupKey, int],
+        rates: list[float],
+        queued: Mapping[GroupKey, float] | None = None,
+        drain_s: float = 60.0,
     ) -> dict[int, list[tuple[GroupKey, float]]]:
-        """Per slice: (group, fraction of the slice's requests); slices with no ready group are absent."""
+        """Per slice: (group, fraction of the slice's requests); slices with no ready group are absent.
+
+        `queued` (requests waiting at each group) counts as load to drain within `drain_s`, so a group with
+        a queue gets less new traffic, as a gateway balancing on outstanding requests would do."""
         by_dep: dict[str, list[GroupKey]] = defaultdict(list)
         for key, n in sorted(ready.items()):
             if n > 0:
@@ -72,8 +80,14 @@ class Gateway:
                 near = min(groups, key=lambda k: self.rtt_ms(k, si))
                 ok = [(near, self.any_rps(near, si))]
             order[s.deployment].append((si, ok, spill))
-        for items in order.values():
+        for dep, items in order.items():
             util: dict[GroupKey, float] = defaultdict(float)
+            for key in by_dep[dep]:
+                backlog = (queued or {}).get(key, 0.0)
+                if backlog > 0:
+                    caps = [c for si, _, _ in items if (c := self.believed_rps(key, si))]
+                    per_replica = sum(caps) / len(caps) if caps else 1.0
+                    util[key] = backlog / drain_s / (per_replica * ready[key])
             items.sort(key=lambda it: (len(it[1]), it[0]))
             for si, ok, _ in items:
                 rate = rates[si]

@@ -151,15 +151,26 @@ def run_policy(
                 timeline.met.append(tick_met)
                 tick_requests = tick_met = 0.0
             down = frozenset(p for p in fleet.down_until if not fleet.available(p, t))
-            target = policy.decide(View(t, step, fleet.running(), down, capacity_lost))
+            rates = traffic.mean_rps(step - ctx.control_steps, step)
+            load: dict[GroupKey, float] = defaultdict(float)  # the groups' telemetry: what was routed
+            for si, route in shares.items():
+                for key, frac in route:
+                    load[key] += float(rates[si]) * frac
+            held = {p: fleet.instances(p) for p in down}
+            view = View(t, step, fleet.running(), down, capacity_lost, load, fleet.ready(), held)
+            target = policy.decide(view)
             if target is not None:
                 fleet.set_target(target)
             changed |= fleet.reconcile(t, instant=(step == 0))  # the day starts from a warm fleet
             capacity_lost = False
-            rates = traffic.mean_rps(step - ctx.control_steps, step)
-            shares = gateway.shares(fleet.ready(), list(rates))
+            shares = gateway.shares(fleet.ready(), list(rates), fleet.queued(), settings.control_interval_s)
         elif changed:
-            shares = gateway.shares(fleet.ready(), list(traffic.mean_rps(step - ctx.control_steps, step)))
+            shares = gateway.shares(
+                fleet.ready(),
+                list(traffic.mean_rps(step - ctx.control_steps, step)),
+                fleet.queued(),
+                settings.control_interval_s,
+            )
 
         col = traffic.counts[:, traffic.col(step)]
         cells: dict[GroupKey, list[tuple[int, float]]] = defaultdict(list)
