@@ -2,13 +2,15 @@
 placement (so the churn penalty keeps healthy replicas where they are), within the deployment's replica
 ceiling and budget.
 
-`scheduler.autoscale.decide` says when to act (quick up, slow down) and how many replicas its load
-estimate calls for; this module says where they go. The policy's count is a floor for the MILP: the
-performance model may ask for more (a bucket of long prompts), never for fewer than the telemetry shows
-is needed. When the forecast needs more than `max_replicas` or the budget allows, the plan serves the
-largest share of the forecast that fits (found by bisection) and says so: a ceiling caps capacity, it
-does not make the deployment unplaceable. `min_replicas` always holds, whatever the budget (as in
-`scheduler.autoscale.bounds`).
+`scheduler.autoscale.decide` says when to act (quick up, slow down); this module says what and where. The
+policy's wish is handed over as a demand in requests/s (`planning_demand`), not as a replica count: the
+MILP sizes replicas by the performance model at its headroom, so the forecast is scaled by the policy's
+target utilisation against that headroom, and by how much less a replica does than the model believes
+when the capacity the policy observes is lower. A count would not mean the same on another GPU type: as a
+floor it ratchets (many slow replicas make the next count larger). When the demand needs more than
+`max_replicas`, the budget or the fleet's quotas allow, the plan serves the largest share of it that fits
+(found by bisection) and says so: a ceiling caps capacity, it does not make the deployment unplaceable.
+`min_replicas` always holds, whatever the budget (as in `scheduler.autoscale.bounds`).
 
 Pure: the AutoscaleWorkflow's activity and the fleet simulator run the same function.
 """
@@ -28,13 +30,10 @@ BISECTION_STEPS = 7  # the served share of the forecast is found to within 1/128
 
 @dataclass(frozen=True, slots=True)
 class ReplanLimits:
-    floor_replicas: int = 1  # the policy's count (never below the deployment's min_replicas)
     max_replicas: int | None = None
     budget_per_hour: float | None = None
 
     def __post_init__(self) -> None:
-        if self.floor_replicas < 0:
-            raise ValueError("floor_replicas must be >= 0")
         if self.max_replicas is not None and self.max_replicas < 0:
             raise ValueError("max_replicas must be >= 0")
 
@@ -43,7 +42,7 @@ class ReplanLimits:
 class Replan:
     plan: Plan
     demand_rps: float  # what the plan serves: the forecast, or less when a ceiling binds
-    capped_by: str | None  # "max_replicas" or "budget" when the forecast did not fit; None otherwise
+    capped_by: str | None  # "max_replicas", "budget" or "capacity" (quotas) when it did not fit; else None
 
     @property
     def reason(self) -> str:
@@ -51,6 +50,20 @@ class Replan:
             return f"re-plan {self.plan.status}: " + "; ".join((*self.plan.binding, *self.plan.reasons)[:2])
         text = f"re-planned for {self.demand_rps:.2f} rps"
         return f"{text} (capped by {self.capped_by})" if self.capped_by else text
+
+
+def planning_demand(forecast_rps: float, *, target_utilisation: float, headroom: float,
+                    observed_capacity_rps: float | None = None, model_capacity_rps: float | None = None) -> float:
+    """The demand (requests/s) to give the MILP so that it provisions what the policy wants: replicas loaded to
+    `target_utilisation` of what one sustains, where the MILP loads them to `headroom` of what the model says
+    one sustains. Replicas that do less than the model believes (observed < model capacity) raise the demand
+    in proportion; doing more never lowers it (the model stays the conservative side)."""
+    if not 0 < target_utilisation <= 1 or not 0 < headroom <= 1:
+        raise ValueError("target_utilisation and headroom must be within (0, 1]")
+    scale = headroom / target_utilisation
+    if observed_capacity_rps and model_capacity_rps and observed_capacity_rps < model_capacity_rps:
+        scale *= model_capacity_rps / observed_capacity_rps
+    return max(forecast_rps, 0.0) * scale
 
 
 def with_demand(snapshot: Snapshot, deployment: str, rps: float) -> Snapshot:
@@ -102,24 +115,18 @@ def placed_capacity_rps(snapshot: Snapshot, table: CandidateTable, deployment: s
 
 def replan(snapshot: Snapshot, table: CandidateTable, deployment: str, demand_rps: float,
            limits: ReplanLimits, options: SolveOptions | None = None) -> Replan:
-    """Plan `deployment` for `demand_rps` with at least `limits.floor_replicas` replicas; if that breaks a
-    ceiling, the largest demand (and floor) that fits. `snapshot.current` should hold what runs now."""
+    """Plan `deployment` for `demand_rps` (see `planning_demand`); if that breaks a ceiling, the largest
+    demand that fits. `snapshot.current` should hold what runs now."""
     dep = _deployment(snapshot, deployment)
     promised = dep.constraints.min_replicas
     ceiling = limits.max_replicas
-    floor = max(limits.floor_replicas, promised)
-    if ceiling is not None:
-        floor = min(floor, max(ceiling, promised))
 
-    def attempt(rps: float, floor_replicas: int) -> Plan:
-        scaled = with_demand(snapshot, deployment, rps)
-        planned = _deployment(scaled, deployment)
-        constraints = replace(planned.constraints, min_replicas=floor_replicas)
-        return solve(_with_deployment(scaled, replace(planned, constraints=constraints)), table, options)
+    def attempt(rps: float) -> Plan:
+        return solve(with_demand(snapshot, deployment, rps), table, options)
 
     @cache
     def minimal() -> Plan:  # the promise alone: what min_replicas costs, whatever the budget says
-        return attempt(0.0, promised)
+        return attempt(0.0)
 
     def over_budget(plan: Plan) -> bool:
         if limits.budget_per_hour is None:
@@ -135,15 +142,23 @@ def replan(snapshot: Snapshot, table: CandidateTable, deployment: str, demand_rp
             return "max_replicas"
         return "budget" if over_budget(plan) else None
 
-    plan = attempt(demand_rps, floor)
-    if not plan.ok or (capped := breaks(plan)) is None:
-        return Replan(plan, demand_rps, None)
-    # Too big: bisect the served share of the forecast (the floor shrinks with it, never below the promise).
+    plan = attempt(demand_rps)
+    if plan.ok:
+        capped = breaks(plan)
+        if capped is None:
+            return Replan(plan, demand_rps, None)
+    elif plan.status == "infeasible":
+        capped = "capacity"  # more than the fleet's quotas hold: serve what they can
+    else:
+        return Replan(plan, demand_rps, None)  # no plan within the time limit: nothing to bisect on
+    if not minimal().ok:
+        return Replan(plan, demand_rps, None)  # not even min_replicas fits: the plan says why
+    # Too big: bisect the served share of the demand (min_replicas holds at every share).
     best, best_share = minimal(), 0.0
     low, high = 0.0, 1.0
     for _ in range(BISECTION_STEPS):
         share = (low + high) / 2
-        trial = attempt(demand_rps * share, max(promised, min(floor, round(floor * share))))
+        trial = attempt(demand_rps * share)
         if trial.ok and breaks(trial) is None:
             best, best_share, low = trial, share, share
         else:

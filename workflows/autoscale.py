@@ -3,7 +3,8 @@
 Each interval: observe the load (activity), decide with the pure `scheduler.autoscale` policy (inside the
 workflow: it is deterministic, and the simulator runs the same function). When the policy wants a different
 count, re-plan through the placement MILP on the forecast with the churn penalty
-(`scheduler.autoscale_replan`, in an activity) and apply the difference make-before-break, as a deploy
+(`scheduler.autoscale_replan`, in an activity: the forecast becomes a demand at the policy's target
+utilisation, corrected by the capacity the policy observes) and apply the difference make-before-break, as a deploy
 does: new replicas start beside the old ones, routing moves once they are ready, then the surplus drains
 (the agent stops a draining replica only once its in-flight requests are done). New replicas that are not
 ready in time are undone (the previous placement is written back) and the next interval tries again. If
@@ -97,7 +98,7 @@ class AutoscaleWorkflow:
         self._last = {"replicas": decision.replicas, "observed_rps": obs.rps, "reason": decision.reason}
         if decision.replicas != obs.replicas and obs.replicas > 0:
             if workflow.patched("autoscale-replan"):
-                await self._replan(inp, decision, state.forecast_rps or 0.0)
+                await self._replan(inp, decision, state.forecast_rps or 0.0, obs.capacity_rps)
             else:
                 await self._scale_in_place(inp, decision.replicas)
         return state
@@ -107,12 +108,13 @@ class AutoscaleWorkflow:
             AutoscaleActivities.scale_to, ScaleTo(inp.deployment, replicas, inp.actor),
             start_to_close_timeout=SHORT, retry_policy=RETRY)
 
-    async def _replan(self, inp: AutoscaleInput, decision: Decision, forecast_rps: float) -> None:
+    async def _replan(self, inp: AutoscaleInput, decision: Decision, forecast_rps: float,
+                      capacity_rps: float) -> None:
         info = workflow.info()
         self._replans += 1
         outcome = await workflow.execute_activity_method(
             AutoscaleActivities.replan,
-            ReplanRequest(inp.deployment, forecast_rps, decision.replicas,
+            ReplanRequest(inp.deployment, forecast_rps, capacity_rps, inp.target_utilisation,
                           key=f"{info.workflow_id}/{info.run_id}/replan-{self._replans}",
                           time_limit_s=inp.plan_time_limit_s),
             start_to_close_timeout=timedelta(seconds=inp.plan_time_limit_s * 20 + 60), retry_policy=RETRY)

@@ -20,7 +20,7 @@ from registry.replicas import (
     set_placement,
 )
 from scheduler.autoscale import resize
-from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, replan
+from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, planning_demand, replan
 from scheduler.perf_model import PerfModel
 from scheduler.placement import SolveOptions, build_candidates
 from workflows import planning
@@ -90,9 +90,14 @@ class AutoscaleActivities:
             if found is not None:
                 return _outcome(found, previous)
             snapshot = planning.build_snapshot(session, row, now=self._clock(), count_starting=True)
-            limits = ReplanLimits(request.floor_replicas, row.max_replicas, row.budget_per_hour)
+            limits = ReplanLimits(row.max_replicas, row.budget_per_hour)
         table = build_candidates(snapshot, self._perf)
-        result = replan(snapshot, table, request.deployment, request.demand_rps, limits,
+        dep = next(d for d in snapshot.deployments if d.name == request.deployment)
+        demand = planning_demand(
+            request.forecast_rps, target_utilisation=request.target_utilisation,
+            headroom=dep.headroom or snapshot.headroom, observed_capacity_rps=request.observed_capacity_rps,
+            model_capacity_rps=placed_capacity_rps(snapshot, table, request.deployment))
+        result = replan(snapshot, table, request.deployment, demand, limits,
                         SolveOptions(time_limit_s=request.time_limit_s, threads=1))
         plan = result.plan
         with transaction(self._sessions) as session:

@@ -295,8 +295,9 @@ class ScaleTo:
 @dataclass
 class ReplanRequest:
     deployment: str
-    demand_rps: float  # the forecast
-    floor_replicas: int  # the policy's count
+    forecast_rps: float
+    observed_capacity_rps: float  # what one replica sustains, as the policy saw it
+    target_utilisation: float
     key: str  # workflow id / run id / interval: a retried activity finds its plan instead of solving again
     time_limit_s: float = 5.0
 

@@ -9,7 +9,7 @@
   plan; the per-deployment problems are small and usually solve to optimality). Between plans, every
   control tick, the AutoscaleWorkflow's step for each deployment: scheduler.autoscale.decide on the last
   minute's request rate with `placed_capacity_rps` as the capacity per replica, and when the count
-  changes, `replan` of that deployment on the forecast with the policy's count as the floor (or
+  changes, `replan` of that deployment on `planning_demand` of the forecast (or
   `scheduler.autoscale.resize` when the MILP finds no plan); as the workflow, it then decides nothing for
   that deployment until the new replicas are ready (at most READY_TIMEOUT_S). A per-deployment re-plan
   sees the shared fleet through deployment_view.py: quotas net of what the other deployments hold and
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from scheduler.autoscale import AutoscalePolicy, AutoscaleState, Observation, decide, forecast, resize
-from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, replan
+from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, planning_demand, replan
 from scheduler.fleet_sim.deployment_view import DeploymentView, deployment_view
 from scheduler.fleet_sim.fleet import GroupKey
 from scheduler.fleet_sim.routing import Gateway
@@ -276,8 +276,9 @@ class Llmfleet(Policy):
                 continue
             demand = max(state.forecast_rps or 0.0, planned)
             self.at_plan[dep.name] = demand <= planned
-            limits = ReplanLimits(floor_replicas=decision.replicas)
-            result = replan(dv.snapshot, dv.table, dep.name, demand, limits, ctx.options())
+            planned_demand = planning_demand(demand, target_utilisation=self._policy(0).target_utilisation,
+                                             headroom=dep.headroom or dv.snapshot.headroom)
+            result = replan(dv.snapshot, dv.table, dep.name, planned_demand, ReplanLimits(), ctx.options())
             self.solves += 1
             if result.plan.ok:
                 new = dv.to_fleet((r.variant, r.pool, r.tp, r.count) for r in result.plan.replicas)

@@ -58,7 +58,7 @@ def test_quota_is_net_of_the_others_and_their_free_gpus_are_a_spare_pool(tmp_pat
     # a plan on the spare maps back to the real pool (both regions up: chat must spread over two)
     view = deployment_view(snap, table, chat, mine, others)
     options = SolveOptions(time_limit_s=5)
-    result = replan(view.snapshot, view.table, "chat", 12.0, ReplanLimits(floor_replicas=2), options)
+    result = replan(view.snapshot, view.table, "chat", 12.0, ReplanLimits(), options)
     assert result.plan.ok
     target = view.to_fleet((r.variant, r.pool, r.tp, r.count) for r in result.plan.replicas)
     assert target and all(k[2] in {"us-8", "us2-8"} and k[0] == "chat" for k in target)

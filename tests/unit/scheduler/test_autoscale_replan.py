@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from scheduler.autoscale_replan import (
-    ReplanLimits, deployment_cost_per_hour, placed_capacity_rps, replan, with_demand,
+    ReplanLimits, deployment_cost_per_hour, placed_capacity_rps, planning_demand, replan, with_demand,
 )
 from scheduler.model_spec import ModelArch, RequestShape, Slo, Variant
 from scheduler.placement import (
@@ -81,9 +81,20 @@ def test_running_replicas_stay_where_a_move_would_not_pay_for_its_churn() -> Non
     assert sum(r.rps for r in out.plan.routing) == pytest.approx(3.5)
 
 
-def test_the_policy_count_is_a_floor() -> None:
-    out = replan(snapshot(), TABLE, "d", 2.0, ReplanLimits(floor_replicas=3), OPTS)
-    assert out.plan.replicas_of("d") == 3
+def test_the_policy_wish_becomes_a_demand_not_a_replica_count() -> None:
+    # The MILP loads replicas to its headroom (0.8), the policy wants them at 0.5: plan for 1.6x the forecast.
+    assert planning_demand(10.0, target_utilisation=0.5, headroom=0.8) == pytest.approx(16.0)
+    # Replicas observed to do half of what the model believes: twice the demand as well.
+    assert planning_demand(10.0, target_utilisation=0.8, headroom=0.8, observed_capacity_rps=2.0,
+                           model_capacity_rps=4.0) == pytest.approx(20.0)
+    # Doing more than the model believes never plans for less than the forecast at the policy's utilisation.
+    assert planning_demand(10.0, target_utilisation=0.8, headroom=0.8, observed_capacity_rps=8.0,
+                           model_capacity_rps=4.0) == pytest.approx(10.0)
+    with pytest.raises(ValueError):
+        planning_demand(1.0, target_utilisation=0.0, headroom=0.8)
+    # On the fleet: 3 rps at 0.5 utilisation on headroom 1.0 is 6 rps, two "dear" replicas (4 rps each).
+    demand = planning_demand(3.0, target_utilisation=0.5, headroom=1.0)
+    assert replan(snapshot(), TABLE, "d", demand, ReplanLimits(), OPTS).plan.replicas_of("d") == 2
 
 
 def test_max_replicas_caps_capacity_and_serves_as_much_as_fits() -> None:
@@ -105,11 +116,20 @@ def test_the_budget_caps_cost_but_never_the_promised_minimum() -> None:
     assert 3.0 <= tight.demand_rps <= 4.0
 
 
-def test_an_infeasible_replan_says_why() -> None:
-    tiny = Snapshot((EAST, WEST), (pool("cheap", 1.0, quota=1),), snapshot().deployments, headroom=1.0)
+def test_more_than_the_quotas_hold_serves_what_they_can() -> None:
+    tiny = Snapshot((EAST, WEST), (pool("cheap", 1.0, quota=2),), snapshot().deployments, headroom=1.0)
     table = CandidateTable((TABLE.candidates[0],))
     out = replan(tiny, table, "d", 50.0, ReplanLimits(), OPTS)
-    assert not out.plan.ok and out.reason.startswith("re-plan infeasible")
+    assert out.plan.ok and out.capped_by == "capacity" and out.plan.replicas_of("d") == 2
+    assert 3.0 <= out.demand_rps <= 4.0  # two 2-rps replicas
+    assert "capped by capacity" in out.reason
+
+
+def test_an_unplaceable_deployment_says_why() -> None:
+    nowhere = Snapshot((EAST, WEST), (pool("cheap", 1.0, quota=0),), snapshot(min_replicas=1).deployments,
+                       headroom=1.0)
+    out = replan(nowhere, CandidateTable((TABLE.candidates[0],)), "d", 5.0, ReplanLimits(), OPTS)
+    assert not out.plan.ok and out.reason.startswith("re-plan infeasible") and out.capped_by is None
 
 
 def test_placed_capacity_is_the_mix_weighted_harmonic_mean_averaged_over_replicas() -> None:
