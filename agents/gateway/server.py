@@ -217,7 +217,7 @@ class _Connection(asyncio.Protocol):
                 await self._inference(parsed, path, sink)
             else:
                 await self._bridge(parsed, url, sink)
-        except Exception:  # noqa: BLE001 - one request's bug must not take the connection's others down
+        except Exception:  # one request's bug must not take the connection's others down
             log.exception("gateway request failed")
             if not sink.started and not self.closed:
                 await sink.answer(error_answer(500, "internal gateway error", type_="server_error"))

@@ -97,7 +97,7 @@ def test_scales_up_under_load_and_down_after_it(app: FastAPI, temporal: Temporal
         # than the forecast; max_replicas caps the plan at 3, applied make-before-break.
         wait_for(lambda: settled_on_plan(app, replicas=3), "scale-up to max_replicas 3", timeout=60)
         assert load.failed == 0
-    plan, placed, shares = autoscaler_plan(app)
+    plan, _, shares = autoscaler_plan(app)
     assert plan.reasons[1].startswith("autoscale: re-planned for") and "(capped by" in plan.reasons[1]
     assert shares == {(s["client_region"], s["cluster"]) for s in plan.routing} == {("us-east-1", CLUSTER)}
     with Load(app, "chat", pause_s=1.0) as light:
