@@ -60,7 +60,9 @@ class AutoscaleActivities:
             fresh = [t for r in running if (t := fresh_telemetry(r, now)) is not None]
             rps = sum(t.request_rate for t in fresh) if fresh else None
             capacity = request.replica_capacity_rps
-            if capacity is None:
+            if capacity is None and rps is None:
+                capacity = 0.0  # blind: the policy holds whatever the capacity, so the model is not asked
+            elif capacity is None:
                 # What the MILP believes these replicas sustain at the declared request mix.
                 snapshot = planning.build_snapshot(session, row, count_starting=True)
                 placed = {p.pool for p in snapshot.current}
