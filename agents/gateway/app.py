@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
-from starlette.types import Receive, Scope, Send
 
 from agents.gateway import api_forward
 from agents.gateway.auth import AuthFailure, authenticate
@@ -165,7 +164,7 @@ class Gateway:
                                  "owned_by": route.team, "parent": route.name})
         return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
-    async def _post_only(self, request: Request) -> Response:  # pragma: no cover - FastPath takes POSTs
+    async def _post_only(self, request: Request) -> Response:  # pragma: no cover - the server takes POSTs
         return Response(status_code=405)
 
     async def metrics_endpoint(self, request: Request) -> Response:
@@ -179,10 +178,8 @@ class Gateway:
         return Response(orjson.dumps({"ready": ready, "region": self.config.region}),
                         status_code=200 if ready else 503, media_type="application/json")
 
-    def asgi(self) -> FastPath:
-        return FastPath(self, self._router())
-
-    def _router(self) -> Starlette:
+    def asgi(self) -> Starlette:
+        """Every path but inference, which the lean server (`server.py`) answers itself."""
         return Starlette(routes=[
             *(HttpRoute(path, self._post_only, methods=["POST"]) for path in sorted(INFERENCE_PATHS)),
             HttpRoute("/v1/models", self.models, methods=["GET"]),
@@ -198,28 +195,6 @@ class Gateway:
 
 
 INFERENCE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
-
-
-class FastPath:
-    """The gateway as an ASGI app: inference POSTs skip Starlette's router and middleware (tens of
-    microseconds per request); everything else, lifespan included, goes to the router. Production runs the
-    lean server in `server.py` instead; this keeps the gateway usable under any ASGI server."""
-
-    def __init__(self, gateway: Gateway, router: Starlette) -> None:
-        self.gateway = gateway
-        self.router = router
-
-    def use_lifespan(self, lifespan: Any) -> None:
-        self.router.router.lifespan_context = lifespan
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in INFERENCE_PATHS:
-            request = Request(scope, receive)
-            body = await read_limited(request.headers, request.stream(), self.gateway.config.max_body_bytes)
-            answer = await self.gateway.inference(Incoming("POST", scope["path"], request.headers, body))
-            await (as_response(answer) if isinstance(answer, Answer) else answer)(scope, receive, send)
-            return
-        await self.router(scope, receive, send)
 
 
 def as_response(answer: Answer) -> Response:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import httpx
 from opentelemetry.trace import Tracer
+from starlette.applications import Starlette
 
-from agents.gateway.app import FastPath, Gateway
+from agents.gateway.app import Gateway
 from agents.gateway.balancer import Balancer
 from agents.gateway.config import GatewayConfig
 from agents.gateway.limits import Limits, make_limits
@@ -84,9 +85,7 @@ async def running(parts: Parts) -> AsyncIterator[None]:
         await gateway.limits.close()
 
 
-def asgi_app(parts: Parts, *, lifespan: bool = True) -> FastPath | GatewayTracing:
-    """The gateway as an ASGI app; with `lifespan`, the ASGI lifespan runs `running(parts)`."""
+def asgi_app(parts: Parts) -> Starlette | GatewayTracing:
+    """The gateway's non-inference paths as an ASGI app, for the lean server's bridge."""
     app = parts.gateway.asgi()
-    if lifespan:
-        app.use_lifespan(lambda _: running(parts))
     return GatewayTracing(app, parts.tracer) if parts.tracer else app

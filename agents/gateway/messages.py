@@ -1,5 +1,5 @@
-"""Server-neutral request and answer shapes, so the same gateway logic runs behind the lean HTTP/1.1 server
-(`server.py`, production) and behind any ASGI server (`app.py`, tests and embedding)."""
+"""Server-neutral request and answer shapes: the gateway logic (`app.py`) does not depend on the HTTP
+server that carries it (`server.py`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Sending a replica's streamed answer to the client: bytes pass through untouched; only counted on the way.
 
-The relay writes to a `Sink`, so the same loop serves the lean HTTP/1.1 server and ASGI servers. Chunks
+The relay writes to a `Sink` (the lean HTTP/1.1 server's answer writer). Chunks
 that arrived from the replica together are written together (the upstream iterator yields everything
 buffered at once): one write per wake-up, not one per SSE event.
 """
@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
-
-from starlette.types import Receive, Scope, Send
 
 from agents.gateway.errors import sse_error
 from agents.gateway.upstream import UpstreamError, UpstreamResponse
@@ -73,23 +71,3 @@ class StreamRelay:
         finally:
             await self.upstream.close()
             await self.done(outcome)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """As an ASGI response."""
-        await self.run(_AsgiSink(send))
-
-
-class _AsgiSink:
-    __slots__ = ("send",)
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-
-    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        await self.send({"type": "http.response.start", "status": status, "headers": headers})
-
-    async def write(self, chunk: bytes) -> None:
-        await self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-
-    async def end(self) -> None:
-        await self.send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -21,7 +21,7 @@ async def serve(parts: Parts, *, stop: asyncio.Event | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (ValueError, RuntimeError):  # not the main thread (tests run gateways in threads)
             break
-    server = GatewayServer(parts.gateway, asgi_app(parts, lifespan=False), parts.tracer)
+    server = GatewayServer(parts.gateway, asgi_app(parts), parts.tracer)
     async with running(parts):
         await server.start(config.host, config.port)
         if started is not None:

@@ -41,14 +41,14 @@ def tracer_from_env(service_name: str = "llmfleet-gateway", *, exporter: SpanExp
 
 
 class GatewayTracing:
-    """Pure ASGI wrapper around the gateway app (FastPath): one SERVER span per HTTP request."""
+    """Pure ASGI wrapper around the gateway's other paths: one SERVER span per HTTP request."""
 
     def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
         self.app = app
         self.tracer = tracer
 
     def __getattr__(self, name: str) -> object:
-        return getattr(self.app, name)  # e.g. FastPath.use_lifespan, .gateway
+        return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
