@@ -159,8 +159,16 @@ def test_latency_grows_with_load(sim_url: str) -> None:
     # Simulated latencies from /metrics (virtual time): independent of how busy this machine is.
     _complete(sim_url, max_tokens=32)
     alone = _sample(sim_url, "vllm:e2e_request_latency_seconds_sum")
+    # All 48 leave together, so they share the engine's batches (threads started one by one could finish
+    # each other's requests before the last one arrives, and latency would not grow).
+    start = threading.Barrier(48)
+
+    def together(_: int) -> httpx.Response:
+        start.wait(timeout=30)
+        return _complete(sim_url, max_tokens=32)
+
     with ThreadPoolExecutor(48) as pool:
-        list(pool.map(lambda _: _complete(sim_url, max_tokens=32), range(48)))
+        list(pool.map(together, range(48)))
     loaded = (_sample(sim_url, "vllm:e2e_request_latency_seconds_sum") - alone) / 48
     assert loaded > 2 * alone
 
