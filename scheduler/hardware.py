@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 
@@ -16,6 +16,20 @@ class GpuSpec:
     bf16_tflops: float  # dense
     fp8_tflops: float | None = None  # dense; None where the GPU has no FP8 tensor cores
     int8_tops: float | None = None
+
+
+def scaled_speed(spec: GpuSpec, factor: float) -> GpuSpec:
+    """`spec` with its memory bandwidth and tensor throughput scaled by `factor` (memory size unchanged): an
+    accelerator that runs `factor` times as fast as its datasheet."""
+    if factor <= 0:
+        raise ValueError("a speed factor must be positive")
+    return replace(
+        spec,
+        bandwidth_gb_s=spec.bandwidth_gb_s * factor,
+        bf16_tflops=spec.bf16_tflops * factor,
+        fp8_tflops=None if spec.fp8_tflops is None else spec.fp8_tflops * factor,
+        int8_tops=None if spec.int8_tops is None else spec.int8_tops * factor,
+    )
 
 
 def _optional(value: str) -> float | None:

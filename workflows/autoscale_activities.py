@@ -23,6 +23,8 @@ from scheduler.autoscale import resize
 from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, planning_demand, replan
 from scheduler.perf_model import PerfModel
 from scheduler.placement import SolveOptions, build_candidates
+from scheduler.placement.snapshot import Deployment
+from scheduler.speed_calibration import LatencySample, SpeedModels, rounded, update_speeds
 from workflows import planning
 from workflows.activities import _deployment
 from workflows.types import (
@@ -30,6 +32,19 @@ from workflows.types import (
 )
 
 STALE_AFTER = timedelta(minutes=5)  # telemetry older than this says nothing about now
+
+
+def _speed_samples(models: SpeedModels, dep: Deployment,
+                   reporting: list[tuple[Replica, ReplicaTelemetry]]) -> list[LatencySample | None]:
+    """One window per replica that reported a TPOT: its accelerator's speed as that window shows it, at the
+    deployment's declared mean request shape (the agent reports no per-shape split)."""
+    shape = dep.mean_shape
+    return [
+        models.sample(dep.arch, dep.variant(r.variant), r.pool.accelerator, r.tensor_parallel, shape,
+                      t.request_rate, t.tpot_p95_ms, t.request_rate * t.window_s)
+        for r, t in reporting
+        if t.tpot_p95_ms is not None and r.variant in {v.name for v in dep.variants}
+    ]
 
 
 def fresh_telemetry(replica: Replica, now: datetime) -> ReplicaTelemetry | None:
@@ -45,6 +60,7 @@ class AutoscaleActivities:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self._sessions = sessions
         self._perf = perf if perf is not None else PerfModel()
+        self._speeds = SpeedModels(self._perf)
         self._clock = clock
 
     def all(self) -> list[Callable[..., object]]:
@@ -57,17 +73,22 @@ class AutoscaleActivities:
             row = _deployment(session, request.deployment)
             running = [r for r in live_replicas_of(session, row.id)
                        if r.desired_state is DesiredState.RUNNING and r.version_id == row.version_id]
-            fresh = [t for r in running if (t := fresh_telemetry(r, now)) is not None]
+            reporting = [(r, t) for r in running if (t := fresh_telemetry(r, now)) is not None]
+            fresh = [t for _, t in reporting]
             rps = sum(t.request_rate for t in fresh) if fresh else None
             capacity = request.replica_capacity_rps
             if capacity is None and rps is None:
                 capacity = 0.0  # blind: the policy holds whatever the capacity, so the model is not asked
             elif capacity is None:
-                # What the MILP believes these replicas sustain at the declared request mix.
+                # What these replicas sustain at the declared request mix: the performance model with each
+                # accelerator at the speed the replicas' reported TPOT shows (never above the datasheet).
                 snapshot = planning.build_snapshot(session, row, count_starting=True)
                 placed = {p.pool for p in snapshot.current}
                 snapshot = replace(snapshot, pools=tuple(p for p in snapshot.pools if p.id in placed))
-                capacity = placed_capacity_rps(snapshot, build_candidates(snapshot, self._perf), row.name) or 0.0
+                dep = next(d for d in snapshot.deployments if d.name == row.name)
+                speeds = update_speeds({}, _speed_samples(self._speeds, dep, reporting))
+                model = self._speeds.calibrated(rounded(speeds))
+                capacity = placed_capacity_rps(snapshot, build_candidates(snapshot, model), row.name) or 0.0
             prices = [r.pool.price_per_hour * r.tensor_parallel / r.pool.gpus_per_instance for r in running]
             return LoadObservation(
                 rps=rps, replicas=len(running), capacity_rps=capacity, min_replicas=row.min_replicas,

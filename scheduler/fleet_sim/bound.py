@@ -1,8 +1,10 @@
 """The perfect-foresight bound: for each re-plan interval, the placement LP relaxation (the same model
 the MILP solves, scheduler.placement.milp.build_model, with its valid cuts) on the true mean demand of
-that interval, with the pools down at any time in it removed. Summed over the day it is a lower bound
-on what any plan at the planner's headroom could cost — no cold starts, no integer replicas, no
-forecast error. It is a cost only: an LP solution has fractional replicas and is not simulated.
+that interval, with the pools down at any time in it removed, and the options' capacities at the
+accelerators' true speeds (perfect foresight knows the hardware as well as the demand). Summed over the
+day it is a lower bound on what any plan at the planner's headroom could cost — no cold starts, no
+integer replicas, no forecast error, no speed to learn. It is a cost only: an LP solution has fractional
+replicas and is not simulated.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from scheduler.fleet_sim.events import Events
 from scheduler.fleet_sim.policies import Context, snapshot_for
+from scheduler.placement import CandidateTable
 from scheduler.placement.cbc import run_cbc
 from scheduler.placement.milp import build_model
 from scheduler.placement.problem import compile_problem
@@ -23,7 +26,8 @@ class BoundResult:
     statistic: str
 
 
-def perfect_foresight(ctx: Context, events: Events, statistic: str = "mean") -> BoundResult:
+def perfect_foresight(ctx: Context, events: Events, table: CandidateTable, statistic: str = "mean") -> BoundResult:
+    """`table`: the options with their true capacities (built from the simulated truth's model)."""
     traffic = ctx.traffic
     step_s = traffic.step_s
     out: list[float | None] = []
@@ -32,7 +36,7 @@ def perfect_foresight(ctx: Context, events: Events, statistic: str = "mean") -> 
         rates = traffic.mean_rps(start, end) if statistic == "mean" else traffic.peak_minute_rps(start, end)
         down = events.regions_down(start * step_s, end * step_s)
         pools = [p.id for p in ctx.snapshot.pools if p.region in down]
-        problem = compile_problem(snapshot_for(ctx, rates, pools), ctx.table.candidates)
+        problem = compile_problem(snapshot_for(ctx, rates, pools), table.candidates)
         built = build_model(problem, range(len(problem.candidates)))
         outcome = run_cbc(
             built.prob, mip=False, time_limit_s=ctx.settings.solver_time_limit_s * 5, threads=2, gap_rel=1e-6

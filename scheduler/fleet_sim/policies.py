@@ -19,6 +19,9 @@
   shrinks below what the plan sized for the interval's busiest minute: scaling the count of a
   re-placed deployment down on a quiet minute would swap fast replicas for many slow ones), and the
   demand mix of a deployment (the control plane's spec) is the forecast of its slices' recent rates.
+  Every control tick it also learns each accelerator's speed from the TPOT p95 its replicas reported at
+  their request rate (scheduler.speed_calibration, as the AutoscaleWorkflow's observe activity does), and
+  all its planning uses the options' capacities at those speeds (never above the datasheet).
 - `skyserve`: the skyserve baseline's placement (one instance type, spot up to the cap, the rest
   on-demand) on the last minute's QPS every control tick, applied with SkyServe's hysteresis (a higher
   count must persist 300 s, a lower one 1200 s); a replica on a pool that went down is replaced at once
@@ -46,15 +49,28 @@ from scheduler.fleet_sim.fleet import GroupKey
 from scheduler.fleet_sim.routing import Gateway
 from scheduler.fleet_sim.settings import SimulationIn
 from scheduler.fleet_sim.traffic import Traffic
-from scheduler.placement import CandidateTable, PlacedReplicas, SolveOptions, solve
+from scheduler.model_spec import RequestShape
+from scheduler.perf_model import PerfModel
+from scheduler.placement import CandidateTable, PlacedReplicas, SolveOptions, build_candidates, solve
 from scheduler.placement.baselines import melange, skyserve
 from scheduler.placement.snapshot import DemandSlice, Deployment, Snapshot
+from scheduler.speed_calibration import SpeedModels, rounded, update_speeds
 
 POLICIES = ("llmfleet", "skyserve", "melange", "static", "bound")
 FAILOVER_MIN_GAP_S = 300.0  # at most one capacity-loss re-plan per this long
 SKYSERVE_UP_S = 300.0
 READY_TIMEOUT_S = 900.0  # the AutoscaleWorkflow's wait for a re-plan's replicas (AutoscaleInput)
 SKYSERVE_DOWN_S = 1200.0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTelemetry:
+    """What a group's replicas reported over the last control interval (as agents report per replica)."""
+
+    requests: float
+    replica_seconds: float  # ready replicas x seconds: the request rate per replica is requests / this
+    tpot_p95_ms: float
+    mix: RequestShape  # the mean request shape served
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class View:
     load_rps: Mapping[GroupKey, float] = field(default_factory=dict)  # routed to each group (last tick)
     ready: Mapping[GroupKey, int] = field(default_factory=dict)
     held: Mapping[str, int] = field(default_factory=dict)  # down pool -> instances still running there
+    telemetry: Mapping[GroupKey, GroupTelemetry] = field(default_factory=dict)  # the last control interval
 
     @property
     def limits(self) -> dict[str, int]:
@@ -77,10 +94,11 @@ class View:
 @dataclass(frozen=True)
 class Context:
     snapshot: Snapshot
-    table: CandidateTable
+    table: CandidateTable  # what the planners believe: the datasheets
     traffic: Traffic
     gateway: Gateway
     settings: SimulationIn
+    model: PerfModel  # what the table was built from
 
     @property
     def control_steps(self) -> int:
@@ -165,9 +183,34 @@ class Llmfleet(Policy):
             d.name: [i for i, s in enumerate(ctx.traffic.slices) if s.deployment == d.name]
             for d in ctx.snapshot.deployments
         }
+        self.speeds: dict[str, float] = {}  # accelerator -> speed learned from latency (speed_calibration)
+        self._speed_models = SpeedModels(ctx.model)
+        self._tables: dict[tuple[tuple[str, float], ...], CandidateTable] = {(): ctx.table}
+
+    @property
+    def table(self) -> CandidateTable:
+        """The options with the capacities of the accelerators as they behave (datasheets x learned speed)."""
+        key = tuple(rounded(self.speeds).items())
+        if key not in self._tables:
+            self._tables[key] = build_candidates(self.ctx.snapshot, self._speed_models.calibrated(dict(key)))
+        return self._tables[key]
+
+    def _calibrate(self, view: View) -> None:
+        """Learn each accelerator's speed from the TPOT its replicas reported at their request rate (as the
+        AutoscaleWorkflow's observe activity does from agent telemetry)."""
+        snap = self.ctx.snapshot
+        samples = []
+        for key, t in view.telemetry.items():
+            if t.replica_seconds > 0:
+                dep = snap.deployment_by_name[key[0]]
+                samples.append(self._speed_models.sample(
+                    dep.arch, dep.variant(key[1]), snap.pool_by_id[key[2]].accelerator, key[3], t.mix,
+                    t.requests / t.replica_seconds, t.tpot_p95_ms, t.requests))
+        self.speeds = update_speeds(self.speeds, samples)
 
     def decide(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
+        self._calibrate(view)
         due = view.step % ctx.replan_steps == 0
         failover = view.capacity_lost and view.now - self.last_plan >= FAILOVER_MIN_GAP_S
         if due or failover or not self.target:
@@ -202,11 +245,11 @@ class Llmfleet(Policy):
         ctx = self.ctx
         assert self.forecast is not None
         snap = snapshot_for(ctx, self.forecast, view.limits, self._mine(None, view))
-        plan = solve(snap, ctx.table, ctx.options())
+        plan = solve(snap, self.table, ctx.options())
         self.solves += 1
         if not plan.ok and view.down_pools:
             # After losing a failure domain, spread may be impossible with what is left.
-            plan = solve(without_spread(snap), ctx.table, ctx.options())
+            plan = solve(without_spread(snap), self.table, ctx.options())
             self.solves += 1
         if not plan.ok:
             return None
@@ -325,7 +368,7 @@ class Llmfleet(Policy):
                 want = 0 if k[2] in view.down_pools else wanted.get(k, 0)
                 others[k] = max(want, view.running.get(k, 0))
         return deployment_view(
-            declared, self.ctx.table, dep, self._mine(dep.name, view, wanted), others, view.limits
+            declared, self.table, dep, self._mine(dep.name, view, wanted), others, view.limits
         )
 
     def _apply(self, dep: str, new: Mapping[GroupKey, int]) -> None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from scheduler.hardware import GpuSpec
+from scheduler.hardware import GpuSpec, scaled_speed
 from scheduler.model_spec import ModelArch, RequestShape, Variant
 from scheduler.perf_model import PerfModel
 
@@ -41,15 +41,8 @@ def perturbed_gpus(
     factors: dict[str, float] = {}
     for name in sorted(gpus):
         f = float(rng.uniform(1.0 - error, 1.0 + error)) if error > 0 else 1.0
-        g = gpus[name]
         factors[name] = f
-        out[name] = replace(
-            g,
-            bandwidth_gb_s=g.bandwidth_gb_s * f,
-            bf16_tflops=g.bf16_tflops * f,
-            fp8_tflops=None if g.fp8_tflops is None else g.fp8_tflops * f,
-            int8_tops=None if g.int8_tops is None else g.int8_tops * f,
-        )
+        out[name] = scaled_speed(gpus[name], f)
     return out, factors
 
 

@@ -19,8 +19,8 @@ from scheduler.fleet_sim.bound import BoundResult, perfect_foresight
 from scheduler.fleet_sim.events import Events
 from scheduler.fleet_sim.fleet import Fleet, GroupKey
 from scheduler.fleet_sim.metrics import Metrics, Timeline
-from scheduler.fleet_sim.policies import POLICIES, SIMULATED, Context, Policy, View
-from scheduler.fleet_sim.replica_model import TruthModel
+from scheduler.fleet_sim.policies import POLICIES, SIMULATED, Context, GroupTelemetry, Policy, View
+from scheduler.fleet_sim.replica_model import Z95, TruthModel
 from scheduler.fleet_sim.routing import Gateway
 from scheduler.fleet_sim.settings import SimScenario
 from scheduler.fleet_sim.traffic import build_traffic
@@ -79,26 +79,32 @@ def simulate(
     unknown = [p for p in policies if p not in POLICIES and p not in (extra or {})]
     if unknown:
         raise ValueError(f"unknown policies: {', '.join(unknown)}; known: {', '.join(POLICIES)}")
-    settings = sim.settings
-    h = hours if hours is not None else settings.hours
-    if h <= 0:
-        raise ValueError("hours must be positive")
-    snapshot = sim.scenario.snapshot
-    traffic = build_traffic(sim, h, settings.replan_interval_s, seed)
-    table = build_candidates(snapshot, PerfModel(gpus=sim.scenario.gpus))
-    gateway = Gateway(snapshot, {c.key: c for c in table.candidates}, traffic.slices)
-    ctx = Context(snapshot, table, traffic, gateway, settings)
-    truth = TruthModel(sim.scenario.gpus, settings.perf_error, seed)
+    h = hours if hours is not None else sim.settings.hours
+    ctx, truth = prepare(sim, h, seed)
     result = SimResult(sim.scenario.name, h, seed, truth.factors)
     for name in policies:
-        events = Events(snapshot, settings, seed)
+        events = Events(ctx.snapshot, ctx.settings, seed)
         if name == "bound":
-            result.bounds["mean"] = perfect_foresight(ctx, events, "mean")
-            result.bounds["peak_minute"] = perfect_foresight(ctx, events, "peak_minute")
+            true_table = build_candidates(ctx.snapshot, truth.model)
+            result.bounds["mean"] = perfect_foresight(ctx, events, true_table, "mean")
+            result.bounds["peak_minute"] = perfect_foresight(ctx, events, true_table, "peak_minute")
             continue
         factory = (extra or {}).get(name) or SIMULATED[name]
         result.policies[name] = run_policy(ctx, factory(ctx), truth, events, seed, name)
     return result
+
+
+def prepare(sim: SimScenario, hours: float, seed: int) -> tuple[Context, TruthModel]:
+    """What every policy of a run shares: the requests, what the planners believe, and the truth."""
+    if hours <= 0:
+        raise ValueError("hours must be positive")
+    snapshot, settings = sim.scenario.snapshot, sim.settings
+    traffic = build_traffic(sim, hours, settings.replan_interval_s, seed)
+    believed = PerfModel(gpus=sim.scenario.gpus)
+    table = build_candidates(snapshot, believed)
+    gateway = Gateway(snapshot, {c.key: c for c in table.candidates}, traffic.slices)
+    truth = TruthModel(sim.scenario.gpus, settings.perf_error, seed)
+    return Context(snapshot, table, traffic, gateway, settings, believed), truth
 
 
 def run_policy(
@@ -120,6 +126,8 @@ def run_policy(
     replica_hours = 0.0
     capacity_lost = False
     tick_requests = tick_met = 0.0
+    # Per group over the control interval, as agents report it: requests, replica-seconds, sum of TPOT p95.
+    reported: dict[GroupKey, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
 
     def lose(killed: list[tuple[GroupKey, int, float]]) -> None:
         for key, ready_killed, backlog in killed:
@@ -157,7 +165,13 @@ def run_policy(
                 for key, frac in route:
                     load[key] += float(rates[si]) * frac
             held = {p: fleet.instances(p) for p in down}
-            view = View(t, step, fleet.running(), down, capacity_lost, load, fleet.ready(), held)
+            telemetry = {
+                k: GroupTelemetry(n, rs, p95 / n, mix)
+                for k, (n, rs, p95) in reported.items()
+                if n > 0 and (mix := mixes.get(k)) is not None
+            }
+            reported.clear()
+            view = View(t, step, fleet.running(), down, capacity_lost, load, fleet.ready(), held, telemetry)
             target = policy.decide(view)
             if target is not None:
                 fleet.set_target(target)
@@ -206,6 +220,12 @@ def run_policy(
             batch[key] = res.batch
             flows.routed += sum(c for _, c in mine)
             flows.served += res.served
+            if lat:  # every cell of a group step has the same TPOT distribution
+                n = sum(c for _, c in mine)
+                r = reported[key]
+                r[0] += n
+                r[1] += g.ready * dt
+                r[2] += n * (lat[0].tpot_mean_ms + Z95 * lat[0].tpot_sigma_ms)
             for (si, c), cl in zip(mine, lat):
                 arr.append(
                     (

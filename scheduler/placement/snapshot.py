@@ -165,6 +165,18 @@ class Deployment:
         return sum(s.rps for s in self.demand)
 
     @property
+    def mean_shape(self) -> RequestShape:
+        """The demand-weighted mean request (tokens rounded; plain mean when no demand is declared)."""
+        total = self.total_rps
+        weights = [s.rps / total if total > 0 else 1.0 / len(self.demand) for s in self.demand]
+        if not weights:
+            return RequestShape(1, 1)
+        return RequestShape(
+            max(1, round(sum(w * s.shape.prompt_tokens for w, s in zip(weights, self.demand, strict=True)))),
+            max(1, round(sum(w * s.shape.output_tokens for w, s in zip(weights, self.demand, strict=True)))),
+        )
+
+    @property
     def shapes(self) -> tuple[RequestShape, ...]:
         seen: dict[RequestShape, None] = {}
         for s in self.demand:

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from scheduler.fleet_sim import parse_sim_scenario, simulate
-from scheduler.fleet_sim.policies import Context, Policy, View
-from scheduler.fleet_sim.runner import PolicyResult
+from scheduler.fleet_sim.events import Events
+from scheduler.fleet_sim.policies import Context, Llmfleet, Policy, View
+from scheduler.fleet_sim.runner import PolicyResult, prepare, run_policy
 from scheduler.scenario import ScenarioError
 from tests.unit.fleet_sim.conftest import pool, trace_scenario
 
@@ -152,3 +153,34 @@ def test_bad_placement_part_is_still_the_scenario_error(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         sim_of(data, tmp_path)
     assert info.value.field == "deployments[0].slo.ttft_p95_ms"
+
+
+class Blind(Llmfleet):
+    """llmfleet without learning accelerator speeds from latency: it believes the datasheets all day."""
+
+    name = "blind"
+
+    def _calibrate(self, view: View) -> None:
+        return None
+
+
+@pytest.mark.parametrize("seed", [4, 7])
+def test_llmfleet_learns_accelerator_speed_from_latency(tmp_path: Path, seed: int) -> None:
+    """With the truth's L40S slower (seed 4: 0.78x) or faster (seed 7: 1.17x) than its datasheet, llmfleet
+    learns the slowdown from the TPOT its replicas report (never believing more than the datasheet) and
+    provisions for it: at least the attainment of the same policy blind to it."""
+    data = trace_scenario()
+    data["simulation"]["perf_error"] = 0.3
+    sim = sim_of(data, tmp_path)
+    ctx, truth = prepare(sim, 1.5, seed)
+    learning, blind = Llmfleet(ctx), Blind(ctx)
+    learned = run_policy(ctx, learning, truth, Events(ctx.snapshot, ctx.settings, seed), seed)
+    ignorant = run_policy(ctx, blind, truth, Events(ctx.snapshot, ctx.settings, seed), seed)
+    actual = truth.factors["L40S"]
+    assert min(actual, 1.0) - 0.03 <= learning.speeds["L40S"] <= min(actual, 1.0) + 1e-9
+    assert blind.speeds == {}
+    assert learned.metrics.slo_attainment >= ignorant.metrics.slo_attainment
+    if actual < 1:
+        assert learned.replica_hours > ignorant.replica_hours
+    else:
+        assert learned.replica_hours == pytest.approx(ignorant.replica_hours)
