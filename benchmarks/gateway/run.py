@@ -103,7 +103,12 @@ def static_api(table: dict[str, Any]) -> Iterator[str]:
         server.shutdown()
 
 
-def spawn(stack: ExitStack, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(stack: ExitStack, args: list[str], env: dict[str, str] | None = None,
+          cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """Start a process for the run (stopped with it), on `cpus` only when given (taskset pins it before it
+    starts any thread; a preexec_fn is unsafe here, the routing-table server already runs a thread)."""
+    if cpus:
+        args = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *args]
     process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
 
@@ -154,23 +159,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     p.add_argument("--vllm-router", default=shutil.which("vllm-router") or "/tmp/vr-venv/bin/vllm-router")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--pin", action="store_true",
+                   help="load generator and replica on CPU 0, each proxy on CPU 1: the proxy's CPU is not taken "
+                        "from the replica, as when they run on separate machines")
     args = p.parse_args(argv)
+    replica_cpus = proxy_cpus = None
+    if args.pin:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            p.error("--pin needs at least two CPUs")
+        replica_cpus, proxy_cpus = {available[0]}, {available[1]}
+        os.sched_setaffinity(0, replica_cpus)  # this process is the load generator
 
     results: list[Result] = []
     with ExitStack() as stack:
         sim_port, gw_port, vr_port = free_port(), free_port(), free_port()
         spawn(stack, [sys.executable, "-m", "agents.sim", "--model", "Llama-3.1-8B", "--accelerator", "H100",
                       "--port", str(sim_port), "--speedup", "1000000", "--served-model-name", "chat",
-                      "--max-num-seqs", "1024"])
+                      "--max-num-seqs", "1024"], cpus=replica_cpus)
         wait_http(f"http://127.0.0.1:{sim_port}/health")
         api_url = stack.enter_context(static_api(routing_table(f"http://127.0.0.1:{sim_port}")))
         spawn(stack, [sys.executable, "-m", "agents.gateway", "--region", "us-east-1", "--api-url", api_url,
-                      "--port", str(gw_port)], env={"LLMFLEET_GATEWAY_KEY": AGENT_KEY})
+                      "--port", str(gw_port)], env={"LLMFLEET_GATEWAY_KEY": AGENT_KEY}, cpus=proxy_cpus)
         wait_http(f"http://127.0.0.1:{gw_port}/healthz")
         targets: list[tuple[str, int, str | None]] = [("direct", sim_port, None), ("llmfleet-gateway", gw_port, KEY)]
         if Path(args.vllm_router).exists():
             spawn(stack, [args.vllm_router, "--worker-urls", f"http://127.0.0.1:{sim_port}", "--host", "127.0.0.1",
-                          "--port", str(vr_port), "--policy", "round_robin"])
+                          "--port", str(vr_port), "--policy", "round_robin"], cpus=proxy_cpus)
             try:
                 wait_http(f"http://127.0.0.1:{vr_port}/health", timeout=30)
                 targets.append(("vllm-router", vr_port, None))
