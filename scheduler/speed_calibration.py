@@ -10,8 +10,9 @@ rounds towards slower, i.e. towards more capacity.
 
 Windows are pooled per accelerator type (weighted by requests) and smoothed in log space. Factors are
 capped at 1: a replica that does better than the model says never lowers what the planner provisions (the
-model stays the conservative side); one that does worse makes every plan and every capacity the
-autoscaler uses account for it.
+model stays the conservative side; believing faster speeds too saved 1.4% on a simulated day, at 0.2
+points less SLO attainment); one that does worse makes every plan and every capacity the autoscaler uses
+account for it.
 
 Pure: the AutoscaleWorkflow's observe activity and the fleet simulator use the same functions.
 """

@@ -112,8 +112,11 @@ def targets(result: SimResult) -> str:
         if peer not in data:
             continue
         saved = 1 - me["cost_usd"] / data[peer]["cost_usd"]
-        both = me["slo_attainment"] >= 0.99 and data[peer]["slo_attainment"] >= 0.99
-        note = "met" if saved >= goal and both else "**not met**"
+        # The target is llmfleet's: this much cheaper while it meets 99%. A peer below 99% is said so (the
+        # issue's "compare at its attainment too": llmfleet then serves more within SLO for less).
+        note = "met" if saved >= goal and me["slo_attainment"] >= 0.99 else "**not met**"
+        if data[peer]["slo_attainment"] < 0.99:
+            note += f" ({peer} itself misses 99%)"
         out.append(
             f"| >= {goal:.0%} cheaper than {peer} at SLO attainment >= 99% | {saved:.1%} cheaper; attainment "
             f"llmfleet {pct(me['slo_attainment'])}, {peer} {pct(data[peer]['slo_attainment'])} | {note} |"
