@@ -2,7 +2,9 @@
 
 The relay writes to a `Sink` (the lean HTTP/1.1 server's answer writer). Chunks
 that arrived from the replica together are written together (the upstream iterator yields everything
-buffered at once): one write per wake-up, not one per SSE event.
+buffered at once): one write per wake-up, not one per SSE event. The last chunk goes out with the end of
+the answer in the same write: on loopback each write is a send syscall that also wakes the reader, the
+largest single cost of a relayed stream.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ class Sink(Protocol):
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
 
-    async def write(self, chunk: bytes) -> None: ...
+    async def write(self, chunk: bytes, last: bool = False) -> None:
+        """Send `chunk`; with `last`, the end of the answer too (then `end` sends nothing more)."""
+        ...
 
     async def end(self) -> None: ...
 
@@ -54,12 +58,14 @@ class StreamRelay:
                                 last_at=self.first_at)
         try:
             await sink.start(200, self.headers)
-            await sink.write(self.first)
+            finished = self.upstream.finished
+            await sink.write(self.first, last=finished)
             try:
                 async for chunk in self.rest:
                     outcome.events += count_events(chunk)
                     outcome.last_at = self.clock()
-                    await sink.write(chunk)
+                    finished = self.upstream.finished
+                    await sink.write(chunk, last=finished)
             except UpstreamError:
                 outcome.ok = False
                 await sink.write(sse_error("the replica failed mid-stream"))

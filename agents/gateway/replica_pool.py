@@ -67,6 +67,10 @@ class _Response:
     def chunks(self) -> _Response:
         return self
 
+    @property
+    def finished(self) -> bool:
+        return self.complete
+
     def __aiter__(self) -> _Response:
         return self
 

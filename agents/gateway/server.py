@@ -350,10 +350,14 @@ class _Sink:
         sized = any(name.lower() == b"content-length" for name, _ in headers)
         self.head = self._head(status, headers, sized)
 
-    async def write(self, chunk: bytes) -> None:
-        data = b"%x\r\n%s\r\n" % (len(chunk), chunk) if self.chunked else chunk
+    async def write(self, chunk: bytes, last: bool = False) -> None:
+        data = b"%x\r\n%s\r\n" % (len(chunk), chunk) if self.chunked and chunk else chunk
         if self.head:
             data, self.head = self.head + data, b""
+        if last:
+            self.finished = True
+            if self.chunked:
+                data += b"0\r\n\r\n"
         pending = self._write(data)
         if pending is not None:
             await pending

@@ -20,6 +20,11 @@ class UpstreamResponse(Protocol):
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
+    @property
+    def finished(self) -> bool:
+        """The whole answer has arrived: what `chunks` holds now is the last of it."""
+        ...
+
     async def close(self) -> None: ...
 
 
