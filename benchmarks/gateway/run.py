@@ -2,11 +2,18 @@
 llmfleet's gateway, and through `vllm-router` (PyPI) when it is installed in a throwaway venv.
 
     python -m benchmarks.gateway.run [--seconds 5] [--concurrency 64 256] [--vllm-router PATH]
+                                     [--speedup 1] [--pin]
 
 Closed loop: C concurrent streams each send streaming completions back to back over keep-alive
 connections. Added latency = the proxy's percentile minus the direct percentile at the same concurrency;
 requests/s at the highest concurrency is the throughput. The routing table the gateway polls is a static
 JSON served by this process (one replica, one key), so no database runs during the measurement.
+
+In the zero-latency mode on a 2-core machine the closed loop saturates the replica, and the load generator,
+the replica and the proxy share the CPUs: any CPU the proxy takes is taken from the replica and shows up as
+latency of every stream. `--pin` separates them (load generator and replica on one CPU, the proxy on the
+other) as separate machines would; `--speedup 1` streams at a real replica's pace, where C streams are
+C requests in flight.
 """
 
 from __future__ import annotations
@@ -159,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
     p.add_argument("--vllm-router", default=shutil.which("vllm-router") or "/tmp/vr-venv/bin/vllm-router")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--speedup", type=float, default=1_000_000.0,
+                   help="the simulated replica's time compression: the default is its zero-latency mode (the "
+                        "most requests/s); 1 streams tokens at the performance model's real pace")
     p.add_argument("--pin", action="store_true",
                    help="load generator and replica on CPU 0, each proxy on CPU 1: the proxy's CPU is not taken "
                         "from the replica, as when they run on separate machines")
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         sim_port, gw_port, vr_port = free_port(), free_port(), free_port()
         spawn(stack, [sys.executable, "-m", "agents.sim", "--model", "Llama-3.1-8B", "--accelerator", "H100",
-                      "--port", str(sim_port), "--speedup", "1000000", "--served-model-name", "chat",
+                      "--port", str(sim_port), "--speedup", str(args.speedup), "--served-model-name", "chat",
                       "--max-num-seqs", "1024"], cpus=replica_cpus)
         wait_http(f"http://127.0.0.1:{sim_port}/health")
         api_url = stack.enter_context(static_api(routing_table(f"http://127.0.0.1:{sim_port}")))
