@@ -59,6 +59,7 @@ class AutoscaleWorkflow:
         self._paused = False
         self._last: dict[str, Any] = {}
         self._replans = 0
+        self._speeds: dict[str, float] = {}
 
     @workflow.signal
     def pause(self) -> None:
@@ -76,6 +77,7 @@ class AutoscaleWorkflow:
     async def run(self, inp: AutoscaleInput) -> None:
         self._paused = self._paused or inp.paused  # a pause signalled with the start wins
         state = AutoscaleState(inp.forecast_rps, inp.lower_for)
+        self._speeds = dict(inp.speeds)
         for _ in range(inp.iterations_per_run):
             if not self._paused:
                 state = await self._once(inp, state)
@@ -84,18 +86,20 @@ class AutoscaleWorkflow:
             except TimeoutError:
                 pass
         workflow.continue_as_new(replace(inp, paused=self._paused, forecast_rps=state.forecast_rps,
-                                         lower_for=state.lower_for))
+                                         lower_for=state.lower_for, speeds=self._speeds))
 
     async def _once(self, inp: AutoscaleInput, state: AutoscaleState) -> AutoscaleState:
         obs = await workflow.execute_activity_method(
-            AutoscaleActivities.observe, ObserveLoad(inp.deployment, inp.replica_capacity_rps),
+            AutoscaleActivities.observe, ObserveLoad(inp.deployment, inp.replica_capacity_rps, self._speeds),
             start_to_close_timeout=SHORT, retry_policy=RETRY)
+        self._speeds = obs.speeds
         policy = AutoscalePolicy(
             min_replicas=obs.min_replicas, max_replicas=obs.max_replicas, target_utilisation=inp.target_utilisation,
             up_alpha=inp.up_alpha, down_alpha=inp.down_alpha, down_delay_intervals=inp.down_delay_intervals,
             budget_per_hour=obs.budget_per_hour, price_per_replica_hour=obs.price_per_replica_hour)
         decision, state = decide(policy, state, Observation(obs.rps, obs.replicas, obs.capacity_rps))
-        self._last = {"replicas": decision.replicas, "observed_rps": obs.rps, "reason": decision.reason}
+        self._last = {"replicas": decision.replicas, "observed_rps": obs.rps, "reason": decision.reason,
+                      "accelerator_speeds": obs.speeds}
         if decision.replicas != obs.replicas and obs.replicas > 0:
             if workflow.patched("autoscale-replan"):
                 await self._replan(inp, decision, state.forecast_rps or 0.0, obs.capacity_rps)

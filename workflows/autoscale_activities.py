@@ -77,6 +77,7 @@ class AutoscaleActivities:
             fresh = [t for _, t in reporting]
             rps = sum(t.request_rate for t in fresh) if fresh else None
             capacity = request.replica_capacity_rps
+            speeds = dict(request.speeds)  # learned only when the capacity comes from the model
             if capacity is None and rps is None:
                 capacity = 0.0  # blind: the policy holds whatever the capacity, so the model is not asked
             elif capacity is None:
@@ -86,14 +87,14 @@ class AutoscaleActivities:
                 placed = {p.pool for p in snapshot.current}
                 snapshot = replace(snapshot, pools=tuple(p for p in snapshot.pools if p.id in placed))
                 dep = next(d for d in snapshot.deployments if d.name == row.name)
-                speeds = update_speeds({}, _speed_samples(self._speeds, dep, reporting))
+                speeds = update_speeds(request.speeds, _speed_samples(self._speeds, dep, reporting))
                 model = self._speeds.calibrated(rounded(speeds))
                 capacity = placed_capacity_rps(snapshot, build_candidates(snapshot, model), row.name) or 0.0
             prices = [r.pool.price_per_hour * r.tensor_parallel / r.pool.gpus_per_instance for r in running]
             return LoadObservation(
                 rps=rps, replicas=len(running), capacity_rps=capacity, min_replicas=row.min_replicas,
                 max_replicas=row.max_replicas, budget_per_hour=row.budget_per_hour,
-                price_per_replica_hour=max(prices) if prices else 0.0,
+                price_per_replica_hour=max(prices) if prices else 0.0, speeds=speeds,
             )
 
     @activity.defn(name="autoscale_replan")

@@ -266,12 +266,14 @@ class AutoscaleInput:
     paused: bool = False
     forecast_rps: float | None = None
     lower_for: int = 0
+    speeds: dict[str, float] = field(default_factory=dict)  # accelerator -> speed learned from latency
 
 
 @dataclass
 class ObserveLoad:
     deployment: str
     replica_capacity_rps: float | None
+    speeds: dict[str, float] = field(default_factory=dict)  # the estimate so far (scheduler.speed_calibration)
 
 
 @dataclass
@@ -283,6 +285,7 @@ class LoadObservation:
     max_replicas: int | None
     budget_per_hour: float | None
     price_per_replica_hour: float
+    speeds: dict[str, float] = field(default_factory=dict)  # the estimate with this window blended in
 
 
 @dataclass

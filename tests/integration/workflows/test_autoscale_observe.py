@@ -20,7 +20,7 @@ from registry.replicas import Replica
 from tests.conftest import KeyMaker, bearer
 from tests.support.fleet import deployment_body, ok, populate
 from workflows.autoscale_activities import AutoscaleActivities
-from workflows.types import ObserveLoad
+from workflows.types import LoadObservation, ObserveLoad
 
 EAST = "aws-use1"
 H100_POOL = "p5.4xlarge/on-demand"
@@ -50,11 +50,17 @@ def report(app: FastAPI, client: TestClient, names: list[str], tpot_p95_ms: floa
                    json={"agent_version": "test", "replicas": reports}))
 
 
-def capacity(app: FastAPI, client: TestClient, names: list[str], tpot_p95_ms: float | None) -> float:
+def observe(app: FastAPI, client: TestClient, names: list[str], tpot_p95_ms: float | None,
+            speeds: dict[str, float] | None = None) -> LoadObservation:
     report(app, client, names, tpot_p95_ms)
-    observed = asyncio.run(AutoscaleActivities(app.state.llmfleet.sessions).observe(ObserveLoad("chat", None)))
+    request = ObserveLoad("chat", None, speeds or {})
+    observed = asyncio.run(AutoscaleActivities(app.state.llmfleet.sessions).observe(request))
     assert observed.replicas == 2 and observed.rps == pytest.approx(4.0)
-    return observed.capacity_rps
+    return observed
+
+
+def capacity(app: FastAPI, client: TestClient, names: list[str], tpot_p95_ms: float | None) -> float:
+    return observe(app, client, names, tpot_p95_ms).capacity_rps
 
 
 def test_replicas_slower_than_their_datasheet_count_for_less_capacity(
@@ -68,3 +74,13 @@ def test_replicas_slower_than_their_datasheet_count_for_less_capacity(
     slow = capacity(app, client, replicas, 11.9)
     slower = capacity(app, client, replicas, 16.1)
     assert slower < slow < 0.9 * believed
+
+
+def test_the_speed_estimate_carries_over_windows(app: FastAPI, client: TestClient, replicas: list[str]) -> None:
+    """The workflow hands the last estimate back: a window showing 0.8 moves an estimate of 0.6 only part of
+    the way (smoothing), and a window without TPOT keeps it."""
+    first = observe(app, client, replicas, 11.9)
+    assert first.speeds == {"H100": pytest.approx(0.8, abs=0.011)}
+    blended = observe(app, client, replicas, 11.9, {"H100": 0.6})
+    assert 0.6 < blended.speeds["H100"] < 0.7
+    assert observe(app, client, replicas, None, blended.speeds).speeds == blended.speeds
