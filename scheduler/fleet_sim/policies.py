@@ -185,15 +185,17 @@ class Llmfleet(Policy):
         }
         self.speeds: dict[str, float] = {}  # accelerator -> speed learned from latency (speed_calibration)
         self._speed_models = SpeedModels(ctx.model)
-        self._tables: dict[tuple[tuple[str, float], ...], CandidateTable] = {(): ctx.table}
+        self._table_key: tuple[tuple[str, float], ...] = ()  # the speeds self._table was built at
+        self._table = ctx.table
 
     @property
     def table(self) -> CandidateTable:
         """The options with the capacities of the accelerators as they behave (datasheets x learned speed)."""
         key = tuple(rounded(self.speeds).items())
-        if key not in self._tables:
-            self._tables[key] = build_candidates(self.ctx.snapshot, self._speed_models.calibrated(dict(key)))
-        return self._tables[key]
+        if key != self._table_key:  # rebuilt only when a speed moves a grid step (speeds settle)
+            self._table_key = key
+            self._table = build_candidates(self.ctx.snapshot, self._speed_models.calibrated(dict(key)))
+        return self._table
 
     def _calibrate(self, view: View) -> None:
         """Learn each accelerator's speed from the TPOT its replicas reported at their request rate (as the
