@@ -6,6 +6,7 @@ small module with no behaviour beyond validation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -53,6 +54,14 @@ class RequestShape:
     def __post_init__(self) -> None:
         if self.prompt_tokens <= 0 or self.output_tokens <= 0:
             raise ValueError("RequestShape token counts must be positive")
+
+
+def mean_shape(weights: Sequence[float], shapes: Sequence[RequestShape]) -> RequestShape:
+    """The weighted mean request of a mix (weights summing to 1), tokens rounded and at least 1."""
+    return RequestShape(
+        max(1, round(sum(w * s.prompt_tokens for w, s in zip(weights, shapes, strict=True)))),
+        max(1, round(sum(w * s.output_tokens for w, s in zip(weights, shapes, strict=True)))),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,12 @@ def _speed_samples(models: SpeedModels, dep: Deployment,
                    reporting: list[tuple[Replica, ReplicaTelemetry]]) -> list[LatencySample | None]:
     """One window per replica that reported a TPOT: its accelerator's speed as that window shows it, at the
     deployment's declared mean request shape (the agent reports no per-shape split)."""
-    shape = dep.mean_shape
+    shape, variants = dep.mean_shape, {v.name: v for v in dep.variants}
     return [
-        models.sample(dep.arch, dep.variant(r.variant), r.pool.accelerator, r.tensor_parallel, shape,
+        models.sample(dep.arch, variants[r.variant], r.pool.accelerator, r.tensor_parallel, shape,
                       t.request_rate, t.tpot_p95_ms, t.request_rate * t.window_s)
         for r, t in reporting
-        if t.tpot_p95_ms is not None and r.variant in {v.name for v in dep.variants}
+        if t.tpot_p95_ms is not None and r.variant in variants
     ]
 
 
@@ -86,7 +86,7 @@ class AutoscaleActivities:
                 snapshot = planning.build_snapshot(session, row, count_starting=True)
                 placed = {p.pool for p in snapshot.current}
                 snapshot = replace(snapshot, pools=tuple(p for p in snapshot.pools if p.id in placed))
-                dep = next(d for d in snapshot.deployments if d.name == row.name)
+                dep = snapshot.deployment_by_name[row.name]
                 speeds = update_speeds(request.speeds, _speed_samples(self._speeds, dep, reporting))
                 model = self._speeds.calibrated(rounded(speeds))
                 capacity = placed_capacity_rps(snapshot, build_candidates(snapshot, model), row.name) or 0.0
@@ -116,7 +116,7 @@ class AutoscaleActivities:
             snapshot = planning.build_snapshot(session, row, now=self._clock(), count_starting=True)
             limits = ReplanLimits(row.max_replicas, row.budget_per_hour)
         table = build_candidates(snapshot, self._perf)
-        dep = next(d for d in snapshot.deployments if d.name == request.deployment)
+        dep = snapshot.deployment_by_name[request.deployment]
         demand = planning_demand(
             request.forecast_rps, target_utilisation=request.target_utilisation,
             headroom=dep.headroom or snapshot.headroom, observed_capacity_rps=request.observed_capacity_rps,

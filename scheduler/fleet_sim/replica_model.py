@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scheduler.hardware import GpuSpec, scaled_speed
-from scheduler.model_spec import ModelArch, RequestShape, Variant
+from scheduler.model_spec import ModelArch, RequestShape, Variant, mean_shape
 from scheduler.perf_model import PerfModel
 
 LN20 = math.log(20.0)
@@ -122,10 +122,7 @@ class TruthModel:
             shapes = [s for _, s, _ in cells]
         else:  # only a backlog to drain: it has the group's previous mix
             weights, shapes = [1.0], [fallback_mix or RequestShape(1, 1)]
-        mix = RequestShape(
-            max(1, round(sum(w * s.prompt_tokens for w, s in zip(weights, shapes)))),
-            max(1, round(sum(w * s.output_tokens for w, s in zip(weights, shapes)))),
-        )
+        mix = mean_shape(weights, shapes)
         # Sustainable rate of the mix: harmonic mean of the buckets' (each request uses 1/mu of a replica).
         mu = 1.0 / sum(w / max(self.max_rps(arch, v, gpu, tp, s), 1e-9) for w, s in zip(weights, shapes))
         lam = arrivals / (ready * dt)

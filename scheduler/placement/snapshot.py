@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from scheduler.model_spec import ModelArch, RequestShape, Slo, Variant
+from scheduler.model_spec import ModelArch, RequestShape, Slo, Variant, mean_shape
 
 Market = Literal["on-demand", "spot"]
 FailureDomainKind = Literal["region", "zone"]
@@ -167,14 +167,11 @@ class Deployment:
     @property
     def mean_shape(self) -> RequestShape:
         """The demand-weighted mean request (tokens rounded; plain mean when no demand is declared)."""
+        if not self.demand:
+            return RequestShape(1, 1)
         total = self.total_rps
         weights = [s.rps / total if total > 0 else 1.0 / len(self.demand) for s in self.demand]
-        if not weights:
-            return RequestShape(1, 1)
-        return RequestShape(
-            max(1, round(sum(w * s.shape.prompt_tokens for w, s in zip(weights, self.demand, strict=True)))),
-            max(1, round(sum(w * s.shape.output_tokens for w, s in zip(weights, self.demand, strict=True)))),
-        )
+        return mean_shape(weights, [s.shape for s in self.demand])
 
     @property
     def shapes(self) -> tuple[RequestShape, ...]:
