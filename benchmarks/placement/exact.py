@@ -41,22 +41,26 @@ from scheduler.scenario import load_scenario
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def highs_from(prob: object, folder: Path, name: str) -> highspy.Highs:
-    """A HiGHS instance holding a PuLP model (through an MPS file: names are kept)."""
+def mps(prob: object, folder: Path, name: str) -> Path:
+    """A PuLP model as an MPS file (names are kept, so HiGHS columns map back to PuLP variables)."""
     path = folder / f"{name}.mps"
     prob.writeMPS(str(path))  # type: ignore[attr-defined]
+    return path
+
+
+def highs_reading(path: Path) -> highspy.Highs:
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.readModel(str(path))
     return h
 
 
-def partial_bounds(kept: Built, problem: Problem, folder: Path, upper: float, seconds: float) -> None:
+def partial_bounds(kept: Built, problem: Problem, path: Path, upper: float, seconds: float) -> None:
     """Whole instances, and whole replicas for one deployment at a time: each a valid bound (a relaxation of
-    the MIP over the kept options, itself exact below `upper`)."""
+    the MIP over the kept options, in the MPS file at `path`, itself exact below `upper`)."""
     best = 0.0
     for deployment in sorted({c.deployment for c in problem.candidates}):
-        h = highs_from(kept.prob, folder, "partial")
+        h = highs_reading(path)
         columns = {name: j for j, name in enumerate(h.getLp().col_names_)}
         relaxed = [columns[v.name] for k, v in kept.n.items() if problem.candidates[k].deployment != deployment]
         h.changeColsIntegrality(len(relaxed), relaxed, [highspy.HighsVarType.kContinuous] * len(relaxed))
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     full = build_model(problem, range(len(problem.candidates)))
     with tempfile.TemporaryDirectory(prefix="llmfleet-exact-") as tmp:
         started = time.perf_counter()
-        lp = highs_from(full.prob, Path(tmp), "full")
+        lp = highs_reading(mps(full.prob, Path(tmp), "full"))
         lp.setOptionValue("solve_relaxation", True)
         lp.run()
         lp_bound = lp.getInfo().objective_function_value + full.constant
@@ -106,9 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         keep = [k for k, v in full.n.items() if reduced[v.name] < room and problem.pool_of[k].id in pools]
         print(f"reduced-cost fixing keeps {len(keep):,} options in {len(pools)} of {len(full.inst)} pools")
         kept = build_model(problem, keep)
+        kept_path = mps(kept.prob, Path(tmp), "kept")
         if args.partial:
-            partial_bounds(kept, problem, Path(tmp), upper, args.mip_seconds)
-        mip = highs_from(kept.prob, Path(tmp), "kept")
+            partial_bounds(kept, problem, kept_path, upper, args.mip_seconds)
+        mip = highs_reading(kept_path)
         mip.setOptionValue("time_limit", args.mip_seconds)
         mip.setOptionValue("mip_rel_gap", 1e-6)
         mip.setOptionValue("objective_bound", upper)  # only plans cheaper than llmfleet's matter
