@@ -61,7 +61,7 @@ def _num(x: float | None, digits: int = 4) -> float | None:
 
 
 def result_json(result: SimResult) -> dict[str, Any]:
-    """One object, keyed by policy; the bound has a cost only (an LP plan is not simulated)."""
+    """One object, keyed by policy; the bound has costs only (its plans are not simulated)."""
     out: dict[str, Any] = {}
     for name, p in result.policies.items():
         m = p.metrics
@@ -84,6 +84,7 @@ def result_json(result: SimResult) -> dict[str, Any]:
     if result.bounds:
         mean = result.bounds.get("mean")
         peak = result.bounds.get("peak_minute")
+        plan = result.bounds.get("plan")
         tokens = next(iter(result.policies.values())).metrics.tokens if result.policies else None
         cost = None if mean is None else mean.cost_usd
         out["bound"] = {
@@ -94,6 +95,9 @@ def result_json(result: SimResult) -> dict[str, Any]:
             "tokens": None if tokens is None else round(tokens),
             "usd_per_1m_tokens": _num(cost / tokens * 1e6, 4) if cost is not None and tokens else None,
             "cost_usd_peak_minute_demand": None if peak is None else _num(peak.cost_usd, 2),
+            # the integer perfect-foresight plan, and the lower bound the solver proved for it
+            "cost_usd_perfect_foresight_plan": None if plan is None else _num(plan.cost_usd, 2),
+            "lower_usd_perfect_foresight_plan": None if plan is None else _num(plan.lower_usd, 2),
         }
     return out
 
@@ -118,15 +122,18 @@ def print_table(result: SimResult) -> None:
     base = data.get("llmfleet", {}).get("cost_usd")
     for name, row in data.items():
         if name == "bound":
-            t.add_row(
-                "bound (perfect-foresight LP)",
-                f"{row['cost_usd']:,.2f}" if row["cost_usd"] is not None else "-",
-                f"{row['usd_per_1m_tokens']:.3f}" if row["usd_per_1m_tokens"] is not None else "-",
-                "-",
-                "-",
-                "-",
-                "-",
-            )
+            for label, cost in (
+                ("perfect-foresight LP bound (mean demand)", row["cost_usd"]),
+                ("perfect-foresight LP bound (busiest minute)", row["cost_usd_peak_minute_demand"]),
+                ("perfect-foresight plan (integer)", row["cost_usd_perfect_foresight_plan"]),
+            ):
+                shown = "-" if cost is None else f"{cost:,.2f}"
+                if cost and base:
+                    shown += f" (llmfleet {base / cost - 1:+.0%} above)"
+                if label.endswith("(integer)") and row["lower_usd_perfect_foresight_plan"] is not None:
+                    shown += f", proven >= {row['lower_usd_perfect_foresight_plan']:,.2f}"
+                per_token = f"{cost / row['tokens'] * 1e6:.3f}" if cost is not None and row["tokens"] else "-"
+                t.add_row(label, shown, per_token, "-", "-", "-", "-")
             continue
         p = result.policies[name]
         vs = (

@@ -14,8 +14,8 @@ batch. Percentiles and SLO attainment come from each step's latency distribution
 requests. Disruptions (cold starts, preemptions, outages) act on whole replicas. The modules, one
 concept each: settings (the scenario's `simulation:` block), traffic, replica_model, fleet (lifecycle
 and billing), events (preemptions, outages), routing (the gateway), policies (adapters to the real
-planner, autoscaler and baselines), bound (perfect-foresight LP), metrics, runner. Limits are listed
-in docs/fleet_sim.md.
+planner, autoscaler and baselines), bound (perfect foresight: LP bounds and the integer plan), metrics,
+runner. Limits are listed in docs/fleet_sim.md.
 """
 
 from scheduler.fleet_sim.policies import POLICIES

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scheduler.fleet_sim.bound import BoundResult, perfect_foresight
+from scheduler.fleet_sim.bound import STATISTICS, BoundResult, perfect_foresight
 from scheduler.fleet_sim.events import Events
 from scheduler.fleet_sim.fleet import Fleet, GroupKey
 from scheduler.fleet_sim.metrics import Metrics, Timeline
@@ -86,8 +86,8 @@ def simulate(
         events = Events(ctx.snapshot, ctx.settings, seed)
         if name == "bound":
             true_table = build_candidates(ctx.snapshot, truth.model)
-            result.bounds["mean"] = perfect_foresight(ctx, events, true_table, "mean")
-            result.bounds["peak_minute"] = perfect_foresight(ctx, events, true_table, "peak_minute")
+            for statistic in STATISTICS:
+                result.bounds[statistic] = perfect_foresight(ctx, events, true_table, statistic)
             continue
         factory = (extra or {}).get(name) or SIMULATED[name]
         result.policies[name] = run_policy(ctx, factory(ctx), truth, events, seed, name)

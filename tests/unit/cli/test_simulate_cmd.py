@@ -59,6 +59,13 @@ def test_json_has_the_promised_fields_per_policy(tmp_path: Path) -> None:
         assert row["p95_ttft_ms"] > 0 and row["p95_tpot_ms"] > 0
     assert out["bound"]["cost_usd"] <= min(out["llmfleet"]["cost_usd"], out["static"]["cost_usd"])
     assert out["bound"]["slo_attainment"] is None
+    bound = out["bound"]
+    assert (
+        bound["cost_usd"]
+        <= bound["cost_usd_peak_minute_demand"]
+        <= bound["lower_usd_perfect_foresight_plan"] + 1e-2
+        <= bound["cost_usd_perfect_foresight_plan"] + 2e-2
+    )
     again = runner.invoke(
         app,
         [

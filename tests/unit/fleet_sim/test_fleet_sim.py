@@ -127,6 +127,26 @@ def test_bound_is_below_every_policy(tmp_path: Path) -> None:
     assert all(bound <= p.cost_usd for p in r.policies.values())
 
 
+def test_perfect_foresight_plan_is_whole_instances_above_its_relaxation(tmp_path: Path) -> None:
+    """Per interval: the LP on the busiest minute <= what the solver proved for the integer plan <= the plan's
+    cost, and the plan is whole instances (4-GPU instances at $7.2/h: a multiple of 7.2 x the interval's
+    hours; min_replicas 2 with spread: at least two)."""
+    data = trace_scenario()
+    for p in data["pools"]:
+        p.update(gpus=4, price_per_hour=7.2, instance_type="g6e.12xlarge")
+    sim = sim_of(data, tmp_path)
+    r = simulate(sim, ["bound"], hours=2.0, seed=0)
+    lp, plan = r.bounds["peak_minute"], r.bounds["plan"]
+    assert plan.cost_usd is not None and plan.lower_usd is not None and lp.cost_usd is not None
+    assert len(plan.per_interval_usd) == len(lp.per_interval_usd) == 4  # 30-minute re-plans over 2 h
+    for relaxed, whole in zip(lp.per_interval_usd, plan.per_interval_usd, strict=True):
+        assert relaxed is not None and whole is not None
+        assert relaxed <= whole + 1e-6
+        instances = whole / (7.2 * 0.5)
+        assert instances == pytest.approx(round(instances), abs=1e-6) and round(instances) >= 2
+    assert lp.cost_usd - 1e-6 <= plan.lower_usd <= plan.cost_usd + 1e-6
+
+
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
