@@ -312,7 +312,7 @@ class Llmfleet(Policy):
                 Observation(rps, replicas, capacity),
             )
             self.states[dep.name] = state
-            if decision.replicas == replicas or replicas == 0:
+            if decision.replicas == replicas:
                 continue
             # The plan's demand is a floor: the autoscaler serves bursts above the plan and gives back
             # what it added, but does not shrink below what the plan sized for the interval's busiest minute.
@@ -325,6 +325,10 @@ class Llmfleet(Policy):
                                              headroom=dep.headroom or dv.snapshot.headroom)
             result = replan(dv.snapshot, dv.table, dep.name, planned_demand, ReplanLimits(), ctx.options())
             self.solves += 1
+            if not result.plan.ok and view.down_pools:  # spread may be impossible with what is left
+                degraded = without_spread(dv.snapshot)
+                result = replan(degraded, dv.table, dep.name, planned_demand, ReplanLimits(), ctx.options())
+                self.solves += 1
             if result.plan.ok:
                 new = dv.to_fleet((r.variant, r.pool, r.tp, r.count) for r in result.plan.replicas)
             else:  # no plan: resize what runs where its traffic goes (as the workflow does)
@@ -332,6 +336,8 @@ class Llmfleet(Policy):
                 load = [view.load_rps.get(k, 0.0) for k in keys]
                 sizes = resize([mine[k] for k in keys], load, decision.replicas)
                 new = {k: n for k, n in zip(keys, sizes, strict=True) if n > 0}
+                if not new:
+                    continue  # nothing runs to resize: keep what is wanted
             self._apply(dep.name, new)
             self.applying[dep.name] = view.now
             changed = True

@@ -110,3 +110,22 @@ def test_llmfleet_autoscales_through_per_deployment_replans(tmp_path: Path) -> N
     for (before, after, t), (_, _, t_next) in zip(seen, seen[1:]):
         if after > before:
             assert t_next - t >= 120
+
+
+def test_llmfleet_replans_a_deployment_whose_replicas_cannot_start(tmp_path: Path) -> None:
+    """All of a deployment's wanted replicas sit in a pool that went down before they started: none runs,
+    none can. The autoscale step must place it elsewhere at once, not wait for the next plan."""
+    from scheduler.fleet_sim.policies import View
+    from scheduler.fleet_sim.runner import prepare
+
+    sim = parse_sim_scenario(trace_scenario(), base_dir=tmp_path, name="tiny")
+    ctx, _ = prepare(sim, 2.0, 0)
+    policy = Llmfleet(ctx)
+    policy.target = {("chat", "bf16", "us-od", 1): 2}
+    policy.planned_rps = {"chat": 1.0}
+    policy.at_plan = {"chat": True}
+    step = ctx.control_steps  # a control tick that is not a re-plan
+    view = View(float(step * ctx.traffic.step_s), step, {}, frozenset({"us-od"}), False)
+    target = policy.decide(view)
+    assert target is not None
+    assert sum(n for k, n in target.items() if k[2] != "us-od") >= 1, target
