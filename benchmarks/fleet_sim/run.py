@@ -176,15 +176,20 @@ def plot(result: SimResult, path: Path) -> None:
             [x + 0.5 for x in xs], [met[x] / req[x] if req[x] else 1.0 for x in xs], marker=".", label=name
         )
         ax3.plot(tl.hours, tl.replicas, label=name)
-    mean = result.bounds.get("mean")
-    if mean is not None and mean.cost_usd is not None:
-        hours_per = result.hours / max(1, len(mean.per_interval_usd))
+    for statistic, style, label in (
+        ("mean", "k--", "LP bound (mean demand)"),
+        ("plan", "k:", "perfect-foresight plan"),
+    ):
+        bound = result.bounds.get(statistic)
+        if bound is None or bound.cost_usd is None:
+            continue
+        hours_per = result.hours / max(1, len(bound.per_interval_usd))
         acc, xs, ys = 0.0, [], []
-        for i, v in enumerate(mean.per_interval_usd):
+        for i, v in enumerate(bound.per_interval_usd):
             acc += v or 0.0
             xs.append((i + 1) * hours_per)
             ys.append(acc)
-        ax1.plot(xs, ys, "k--", label="LP bound (mean demand)")
+        ax1.plot(xs, ys, style, label=label)
     ax1.set_ylabel("cumulative cost ($)")
     ax2.set_ylabel("SLO attainment (hourly)")
     ax2.set_ylim(0.5, 1.01)
