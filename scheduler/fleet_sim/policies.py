@@ -21,7 +21,9 @@
   demand mix of a deployment (the control plane's spec) is the forecast of its slices' recent rates.
   Every control tick it also learns each accelerator's speed from the TPOT p95 its replicas reported at
   their request rate (scheduler.speed_calibration, as the AutoscaleWorkflow's observe activity does), and
-  all its planning uses the options' capacities at those speeds (never above the datasheet).
+  all its planning uses the options' capacities at those speeds (never above the datasheet). Like the
+  control plane's planning, it caps the share of spot pools in zones that lost replicas to preemption in
+  the last hours (scheduler.spot_hints, from the facts spot_facts.py keeps).
 - `skyserve`: the skyserve baseline's placement (one instance type, spot up to the cap, the rest
   on-demand) on the last minute's QPS every control tick, applied with SkyServe's hysteresis (a higher
   count must persist 300 s, a lower one 1200 s); a replica on a pool that went down is replaced at once
@@ -47,6 +49,7 @@ from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, planni
 from scheduler.fleet_sim.deployment_view import DeploymentView, deployment_view
 from scheduler.fleet_sim.fleet import GroupKey
 from scheduler.fleet_sim.routing import Gateway
+from scheduler.fleet_sim.spot_facts import SpotFacts
 from scheduler.fleet_sim.settings import SimulationIn
 from scheduler.fleet_sim.traffic import Traffic
 from scheduler.model_spec import RequestShape
@@ -84,6 +87,7 @@ class View:
     ready: Mapping[GroupKey, int] = field(default_factory=dict)
     held: Mapping[str, int] = field(default_factory=dict)  # down pool -> instances still running there
     telemetry: Mapping[GroupKey, GroupTelemetry] = field(default_factory=dict)  # the last control interval
+    preempted: Mapping[str, int] = field(default_factory=dict)  # spot pool -> replicas lost since the last tick
 
     @property
     def limits(self) -> dict[str, int]:
@@ -187,6 +191,7 @@ class Llmfleet(Policy):
         self._speed_models = SpeedModels(ctx.model)
         self._table_key: tuple[tuple[str, float], ...] = ()  # the speeds self._table was built at
         self._table = ctx.table
+        self._spot = SpotFacts(ctx.snapshot)  # preemptions seen per zone, as the control plane's planning uses
 
     @property
     def table(self) -> CandidateTable:
@@ -213,6 +218,7 @@ class Llmfleet(Policy):
     def decide(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
         self._calibrate(view)
+        self._spot.record(view.now, view.ready, ctx.settings.control_interval_s, view.preempted)
         due = view.step % ctx.replan_steps == 0
         failover = view.capacity_lost and view.now - self.last_plan >= FAILOVER_MIN_GAP_S
         if due or failover or not self.target:
@@ -246,7 +252,7 @@ class Llmfleet(Policy):
     def _plan_fleet(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
         assert self.forecast is not None
-        snap = snapshot_for(ctx, self.forecast, view.limits, self._mine(None, view))
+        snap = self._spot.apply(snapshot_for(ctx, self.forecast, view.limits, self._mine(None, view)), view.now)
         plan = solve(snap, self.table, ctx.options())
         self.solves += 1
         if not plan.ok and view.down_pools:
@@ -259,7 +265,7 @@ class Llmfleet(Policy):
 
     def _plan_each(self, view: View) -> dict[GroupKey, int] | None:
         ctx = self.ctx
-        declared = snapshot_for(ctx, self.forecast if self.forecast is not None else ())
+        declared = self._spot.apply(snapshot_for(ctx, self.forecast if self.forecast is not None else ()), view.now)
         target = dict(self.target)
         for dep in sorted(declared.deployments, key=lambda d: (-d.total_rps, d.name)):
             dv = self._view(declared, dep, view, target)
@@ -296,7 +302,7 @@ class Llmfleet(Policy):
         ctx = self.ctx
         rates = ctx.traffic.mean_rps(view.step - ctx.control_steps, view.step)
         self.mix = self._forecast(self.mix, rates)
-        declared = snapshot_for(ctx, self.mix)
+        declared = self._spot.apply(snapshot_for(ctx, self.mix), view.now)
         changed = False
         for dep in declared.deployments:
             if self._waiting(dep.name, view):

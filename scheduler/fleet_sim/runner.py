@@ -128,6 +128,7 @@ def run_policy(
     tick_requests = tick_met = 0.0
     # Per group over the control interval, as agents report it: requests, replica-seconds, sum of TPOT p95.
     reported: dict[GroupKey, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+    preempted: dict[str, int] = defaultdict(int)  # spot pool -> replicas preempted since the last tick
 
     def lose(killed: list[tuple[GroupKey, int, float]]) -> None:
         for key, ready_killed, backlog in killed:
@@ -144,7 +145,9 @@ def run_policy(
                     lose(fleet.kill_pool(p.id))
             capacity_lost = changed = True
         for pid in events.preemptions({p: fleet.instances(p) for p in spot}, dt):
-            lose(fleet.kill_instance(pid, kill_rng))
+            killed = fleet.kill_instance(pid, kill_rng)
+            preempted[pid] += len(killed)  # one entry per replica lost, as the registry records them
+            lose(killed)
             fleet.down_until[pid] = max(
                 fleet.down_until.get(pid, -math.inf), t + settings.preemption.unavailable_s
             )
@@ -171,7 +174,10 @@ def run_policy(
                 if n > 0 and (mix := mixes.get(k)) is not None
             }
             reported.clear()
-            view = View(t, step, fleet.running(), down, capacity_lost, load, fleet.ready(), held, telemetry)
+            view = View(
+                t, step, fleet.running(), down, capacity_lost, load, fleet.ready(), held, telemetry, dict(preempted)
+            )
+            preempted.clear()
             target = policy.decide(view)
             if target is not None:
                 fleet.set_target(target)
