@@ -49,8 +49,8 @@ from scheduler.autoscale_replan import ReplanLimits, placed_capacity_rps, planni
 from scheduler.fleet_sim.deployment_view import DeploymentView, deployment_view
 from scheduler.fleet_sim.fleet import GroupKey
 from scheduler.fleet_sim.routing import Gateway
-from scheduler.fleet_sim.spot_facts import SpotFacts
 from scheduler.fleet_sim.settings import SimulationIn
+from scheduler.fleet_sim.spot_facts import SpotFacts
 from scheduler.fleet_sim.traffic import Traffic
 from scheduler.model_spec import RequestShape
 from scheduler.perf_model import PerfModel

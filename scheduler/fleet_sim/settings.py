@@ -54,8 +54,8 @@ class SimulationIn(_Strict):
     cold_start_s: NonNeg = 240.0
     perf_error: Annotated[float, Field(ge=0, lt=0.9)] = 0.2
     solver_time_limit_s: Annotated[float, Field(gt=0, le=600)] = 2.0
-    # Each interval's MILP solve of the perfect-foresight plan (bound.py; default 2 x solver_time_limit_s):
-    # longer finds cheaper plans and proves more of their optimum, at 24 solves per simulated day.
+    # Time limit of the perfect-foresight plan's MILP, solved once per re-plan interval (bound.py; default
+    # 2 x solver_time_limit_s): longer finds cheaper plans and proves more of their optimum.
     bound_time_limit_s: Annotated[float | None, Field(gt=0, le=3600)] = None
 
     @property
