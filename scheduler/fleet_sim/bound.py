@@ -3,8 +3,10 @@ each interval's true demand and the accelerators' true speeds (options built fro
 model); pools of a region that is down at any time in the interval are removed for all of it.
 
 - `mean`, `peak_minute`: the placement LP relaxation (the MILP's own model, scheduler.placement.milp.
-  build_model, with its valid cuts) on the interval's mean demand or its busiest minute. A lower bound
-  on what any plan at the planner's headroom could cost: fractional replicas, no cold starts, no churn.
+  build_model, with its valid cuts) on the interval's mean demand or its busiest minute: fractional
+  replicas, no cold starts, no churn. The first is a lower bound on any fleet that covers every minute's
+  demand at the planner's headroom (the LP's cost is convex in demand), the second on any that covers
+  each interval's busiest minute.
 - `plan`: the perfect-foresight plan — the product's planner (scheduler.placement.solve, integer
   replicas on whole instances) on each interval's true busiest minute. What re-planning every interval
   would cost knowing the traffic and the hardware in advance, with no cold starts or churn; `lower_usd`
