@@ -33,7 +33,7 @@ class _Tick:
 class _Zone:
     preemptions: int = 0
     hours: float = 0.0
-    newest: float | None = None
+    newest: float | None = None  # the last tick with a preemption (still in the window while preemptions > 0)
 
 
 class SpotFacts:
@@ -41,6 +41,7 @@ class SpotFacts:
         self.policy = policy or SpotHintPolicy()
         self._zone_of: dict[str, ZoneKey] = {p.id: (p.cloud, p.region, p.zone) for p in snapshot.pools if p.is_spot}
         self._ticks: deque[_Tick] = deque()
+        self._zones: dict[ZoneKey, _Zone] = defaultdict(_Zone)  # running totals over the ticks in the window
         self._hints: list[ZoneHint] = []
 
     def record(
@@ -52,23 +53,29 @@ class SpotFacts:
             if key[2] in self._zone_of:
                 hours[key[2]] += n * interval_s / 3600.0
         lost = {p: n for p, n in preempted.items() if p in self._zone_of and n > 0}
-        self._ticks.append(_Tick(now, dict(hours), lost))
+        tick = _Tick(now, dict(hours), lost)
+        self._ticks.append(tick)
+        self._add(tick, 1)
         while self._ticks and now - self._ticks[0].at > self.policy.max_age_s:
-            self._ticks.popleft()
+            self._add(self._ticks.popleft(), -1)
         self._hints = self._zone_hints()
 
+    def _add(self, tick: _Tick, sign: int) -> None:
+        for pid, h in tick.hours.items():
+            zone = self._zones[self._zone_of[pid]]
+            zone.hours = max(0.0, zone.hours + sign * h)
+        for pid, n in tick.preempted.items():
+            zone = self._zones[self._zone_of[pid]]
+            zone.preemptions += sign * n
+            if sign > 0:
+                zone.newest = tick.at
+
     def _zone_hints(self) -> list[ZoneHint]:
-        zones: dict[ZoneKey, _Zone] = defaultdict(_Zone)
-        for tick in self._ticks:
-            for pid, h in tick.hours.items():
-                zones[self._zone_of[pid]].hours += h
-            for pid, n in tick.preempted.items():
-                z = zones[self._zone_of[pid]]
-                z.preemptions += n
-                z.newest = tick.at
         return [
             ZoneHint(cloud, region, zone, preemptions=z.preemptions, replica_hours=z.hours, observed_at=z.newest)
-            for (cloud, region, zone), z in sorted(zones.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or ""))
+            for (cloud, region, zone), z in sorted(
+                self._zones.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+            )
             if z.preemptions > 0
         ]
 
