@@ -49,6 +49,7 @@ class DeploymentSpec:
     max_replicas: int | None = None
     spread: bool = False  # min replicas over at least two failure domains
     max_spot_share: float = 0.0
+    max_spot_pool_share: float | None = None  # the most one spot pool may serve; None: no such limit
     max_quality_drop: float = 0.0
     budget_per_hour: float | None = None
 
@@ -74,6 +75,7 @@ class Deployment(CreatedAtMixin, Base):
     max_replicas: Mapped[int | None] = mapped_column(Integer, default=None)
     spread: Mapped[bool] = mapped_column(Boolean, default=False)
     max_spot_share: Mapped[float] = mapped_column(Float, default=0.0)
+    max_spot_pool_share: Mapped[float | None] = mapped_column(Float, default=None)
     max_quality_drop: Mapped[float] = mapped_column(Float, default=0.0)
     budget_per_hour: Mapped[float | None] = mapped_column(Float, default=None)
     phase: Mapped[DeploymentPhase] = mapped_column(str_enum(DeploymentPhase), default=DeploymentPhase.ACTIVE)
@@ -104,6 +106,7 @@ class Deployment(CreatedAtMixin, Base):
             max_replicas=self.max_replicas,
             spread=self.spread,
             max_spot_share=self.max_spot_share,
+            max_spot_pool_share=self.max_spot_pool_share,
             max_quality_drop=self.max_quality_drop,
             budget_per_hour=self.budget_per_hour,
         )
@@ -157,6 +160,7 @@ def _apply(row: Deployment, spec: DeploymentSpec, version: ModelVersion) -> None
     row.max_replicas = spec.max_replicas
     row.spread = spec.spread
     row.max_spot_share = spec.max_spot_share
+    row.max_spot_pool_share = spec.max_spot_pool_share
     row.max_quality_drop = spec.max_quality_drop
     row.budget_per_hour = spec.budget_per_hour
 

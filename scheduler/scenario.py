@@ -133,6 +133,7 @@ class DeploymentIn(_Strict):
     min_replicas: Annotated[int, Field(ge=0)] = 1
     spread: bool = False
     max_spot_share: Annotated[float, Field(ge=0, le=1)] = 1.0
+    max_spot_pool_share: Annotated[float, Field(ge=0, le=1)] | None = None
     max_quality_drop: NonNeg | None = None
     allowed_regions: list[str] | None = None
     allowed_clouds: list[str] | None = None
@@ -312,6 +313,7 @@ def _to_snapshot(scn: ScenarioIn, base_dir: Path) -> Snapshot:
                     min_replicas=d.min_replicas,
                     spread=d.spread,
                     max_spot_share=d.max_spot_share,
+                    max_spot_pool_share=d.max_spot_pool_share,
                     max_quality_drop=d.max_quality_drop,
                     allowed_regions=frozenset(d.allowed_regions) if d.allowed_regions is not None else None,
                     allowed_clouds=frozenset(d.allowed_clouds) if d.allowed_clouds is not None else None,

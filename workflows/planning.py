@@ -85,7 +85,7 @@ def build_snapshot(session: Session, deployment: Deployment, exclude_clusters: I
     demand = tuple(DemandSlice(region, shape, rps) for (region, shape), rps in demand_rps.items())
     constraints = Constraints(
         min_replicas=deployment.min_replicas, spread=deployment.spread, max_spot_share=deployment.max_spot_share,
-        max_quality_drop=deployment.max_quality_drop,
+        max_spot_pool_share=deployment.max_spot_pool_share, max_quality_drop=deployment.max_quality_drop,
         allowed_regions=frozenset(deployment.allowed_regions) or None,
         allowed_clouds=frozenset(deployment.allowed_clouds) or None,
     )

@@ -35,6 +35,8 @@ class Constraints(Strict):
     max_replicas: Count | None = None
     spread: bool = False
     max_spot_share: Fraction = 0.0
+    # The most of the traffic one spot pool (an instance type in one zone) may serve; null: no such limit.
+    max_spot_pool_share: Fraction | None = None
     max_quality_drop: Fraction = 0.0
     budget_per_hour: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
 
@@ -82,6 +84,7 @@ class DeploymentCreate(Strict):
             max_replicas=c.max_replicas,
             spread=c.spread,
             max_spot_share=c.max_spot_share,
+            max_spot_pool_share=c.max_spot_pool_share,
             max_quality_drop=c.max_quality_drop,
             budget_per_hour=c.budget_per_hour,
         )
@@ -94,12 +97,14 @@ class ConstraintsUpdate(Strict):
     max_replicas: Count | None = None
     spread: bool | None = None
     max_spot_share: Fraction | None = None
+    max_spot_pool_share: Fraction | None = None
     max_quality_drop: Fraction | None = None
     budget_per_hour: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
 
 
 class DeploymentUpdate(Strict):
-    """Only the fields sent change. `max_replicas` and `budget_per_hour` may be cleared with null."""
+    """Only the fields sent change. `max_replicas`, `max_spot_pool_share` and `budget_per_hour` may be
+    cleared with null."""
 
     version: Label | None = None
     variants: Annotated[list[Label], Field(max_length=32)] | None = None
@@ -112,7 +117,7 @@ class DeploymentUpdate(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> DeploymentUpdate:
-        nullable = {"max_replicas", "budget_per_hour"}
+        nullable = {"max_replicas", "max_spot_pool_share", "budget_per_hour"}
         if self.constraints is not None:
             for name in self.constraints.model_fields_set - nullable:
                 if getattr(self.constraints, name) is None:
@@ -274,7 +279,8 @@ class DeploymentPublic(Public):
             constraints=Constraints.model_construct(
                 allowed_regions=spec.allowed_regions, allowed_clouds=spec.allowed_clouds,
                 min_replicas=spec.min_replicas, max_replicas=spec.max_replicas, spread=spec.spread,
-                max_spot_share=spec.max_spot_share, max_quality_drop=spec.max_quality_drop,
+                max_spot_share=spec.max_spot_share, max_spot_pool_share=spec.max_spot_pool_share,
+                max_quality_drop=spec.max_quality_drop,
                 budget_per_hour=spec.budget_per_hour,
             ),
             phase=row.phase,

@@ -15,7 +15,7 @@ import numpy as np
 
 from scheduler.placement.candidates import Candidate, CandidateTable
 from scheduler.placement.cbc import run_cbc
-from scheduler.placement.eligibility import pool_allowed, tp_options, variant_allowed
+from scheduler.placement.eligibility import pool_allowed, spot_cap_rule, tp_options, variant_allowed
 from scheduler.placement.milp import build_model
 from scheduler.placement.options import SolveOptions
 from scheduler.placement.problem import Problem, usable
@@ -177,9 +177,8 @@ def _describe(problem: Problem, built) -> list[str]:  # type: ignore[no-untyped-
             dep, pid = key
             pool = snap.pool_by_id[pid]
             by_family["spot"].append(
-                f"spot_availability: deployment {dep} would need {v:.2f} rps more on spot pool {pid} than its "
-                f"availability {pool.spot_availability:.0%} x max_spot_share "
-                f"{snap.deployment_by_name[dep].constraints.max_spot_share:.0%} allows"
+                f"spot_pool: deployment {dep} would need {v:.2f} rps more on spot pool {pid} than "
+                f"{spot_cap_rule(snap.deployment_by_name[dep], pool)} allows"
             )
         elif family == "minrep":
             d = snap.deployment_by_name[key]

@@ -12,8 +12,8 @@ Rows (names are what the diagnosis and the pricing step look up)
   minrep[d]   sum_k n[k] >= max(min_replicas(d), ceil(rps(d) / (headroom x best capacity)))
   spread[d,f] sum_{k not in f} n[k] >= m(d)               for every failure domain f: >= 2 domains used
   spot[d]     sum_{k spot, s} y[k,s] <= max_spot_share(d) * rps(d)
-  spot_pool[d,p] sum_{k of d in p, s} y[k,s] <= max_spot_share(d) * spot_availability(p) * rps(d)
-              (only spot pools with a known availability, see eligibility.pool_spot_cap)
+  spot_pool[d,p] sum_{k of d in p, s} y[k,s] <= cap(d,p) * rps(d), on spot pools with a cap below
+              max_spot_share(d): availability(p) x max_spot_share(d), max_spot_pool_share(d) (pool_spot_cap)
   vub_k[k]    sum_s y[k,s] <= L(d,p) n[k]              (cuts, see below; L = d's demand, spot-capped
   vub_dp[d,p] sum_{k of d in p, s} y[k,s] <= L(d,p) inst[p]   on spot pools)
   icover[...] sum_{p in P} a(p) inst[p] >= b             (instance cover cuts, see cuts.py)
@@ -173,7 +173,8 @@ def build_model(
                 pulp.LpConstraintLE,
                 0.0,
             )
-        # A spot pool that serves only part of the time may carry only that part of the spot share.
+        # A spot pool that serves only part of the time may carry only that part of the spot share, and
+        # no spot pool more than one preemption may take away (max_spot_pool_share).
         cap = pool_spot_cap(d_, pool)
         if terms and cap is not None and cap < 1.0 and dep_total[dep] > 0:
             add("spot_pool", (dep, pid), pulp.LpAffineExpression(terms), pulp.LpConstraintLE, cap * dep_total[dep])

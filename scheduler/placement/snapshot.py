@@ -101,6 +101,10 @@ class Constraints:
     min_replicas: int = 1
     spread: bool = False  # replicas in at least two failure domains
     max_spot_share: float = 1.0  # of the deployment's traffic that spot pools may serve
+    # Of the deployment's traffic, the most one spot pool may serve: a pool is one instance type in one
+    # zone, which a cloud reclaims together, so this is what one preemption can take at once. None: no
+    # per-pool limit (1 - headroom lets the other replicas absorb the loss at their SLO capacity).
+    max_spot_pool_share: float | None = None
     max_quality_drop: float | None = None  # every variant used must have quality_delta <= this
     allowed_regions: frozenset[str] | None = None
     allowed_clouds: frozenset[str] | None = None
@@ -110,6 +114,8 @@ class Constraints:
             raise ValueError("Constraints.min_replicas must be >= 0")
         if not 0.0 <= self.max_spot_share <= 1.0:
             raise ValueError("Constraints.max_spot_share must be within [0, 1]")
+        if self.max_spot_pool_share is not None and not 0.0 <= self.max_spot_pool_share <= 1.0:
+            raise ValueError("Constraints.max_spot_pool_share must be within [0, 1]")
         if self.max_quality_drop is not None and self.max_quality_drop < 0:
             raise ValueError("Constraints.max_quality_drop must be >= 0")
 

@@ -13,6 +13,7 @@ from scheduler.placement.eligibility import (
     meets_ttft,
     pool_allowed,
     pool_spot_cap,
+    spot_cap_rule,
     tp_options,
     variant_allowed,
 )
@@ -89,5 +90,6 @@ def violations(problem: Problem, counts: dict[int, int], flows: dict[tuple[int, 
         for (dep, pid), f in spot_by_pool.items():
             cap = pool_spot_cap(d, snap.pool_by_id[pid]) if dep == d.name else None
             if cap is not None and rps > 0 and f > cap * rps + TOL * max(1.0, rps):
-                out.append(f"spot_availability: {d.name} sends {f / rps:.2%} to {pid} > its cap {cap:.0%}")
+                rule = spot_cap_rule(d, snap.pool_by_id[pid])
+                out.append(f"spot_pool: {d.name} sends {f / rps:.2%} to {pid} > {rule}")
     return out

@@ -95,6 +95,7 @@ def _client_region(
             min_replicas=0,
             spread=False,
             max_spot_share=d.constraints.max_spot_share,
+            max_spot_pool_share=d.constraints.max_spot_pool_share,
             max_quality_drop=d.constraints.max_quality_drop,
         ),
     )

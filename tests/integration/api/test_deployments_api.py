@@ -22,13 +22,14 @@ def team(client: TestClient, make_key: KeyMaker) -> dict[str, str]:
 def test_create_get_list(client: TestClient, team: dict[str, str]) -> None:
     body = deployment_body(variants=["fp8"], environment="dev", constraints={
         "allowed_regions": ["us-east-1", "eu-central-1"], "allowed_clouds": ["aws"], "min_replicas": 2,
-        "max_replicas": 10, "spread": True, "max_spot_share": 0.5, "max_quality_drop": 0.02,
-        "budget_per_hour": 50})
+        "max_replicas": 10, "spread": True, "max_spot_share": 0.5, "max_spot_pool_share": 0.2,
+        "max_quality_drop": 0.02, "budget_per_hour": 50})
     response = client.post("/v1/deployments", json=body, headers=team)
     created = ok(response, 201)
     assert response.headers["etag"] == '"1"'
     assert created["version"] == "v1" and created["variants"] == ["fp8"]
     assert created["constraints"]["max_spot_share"] == 0.5 and created["constraints"]["spread"] is True
+    assert created["constraints"]["max_spot_pool_share"] == 0.2
     assert created["desired_generation"] == 1 and created["observed"] == {
         "generation": 0, "replicas": [], "replicas_by_status": {}}
     assert ok(client.get("/v1/deployments/chat", headers=team))["demand"] == created["demand"]
@@ -53,6 +54,7 @@ BAD_DEPLOYMENTS: list[tuple[dict[str, Any], str]] = [
     ({"constraints": {"min_replicas": 3, "max_replicas": 2}}, "constraints"),
     ({"constraints": {"spread": True, "min_replicas": 1}}, "constraints"),
     ({"constraints": {"max_spot_share": 1.5}}, "constraints.max_spot_share"),
+    ({"constraints": {"max_spot_pool_share": -0.1}}, "constraints.max_spot_pool_share"),
     ({"constraints": {"budget_per_hour": 0}}, "constraints.budget_per_hour"),
     ({"constraints": {"budget_per_hour": 1e12}}, "constraints.budget_per_hour"),
     ({"slo": {"ttft_p95_ms": 0, "tpot_p95_ms": 50}}, "slo.ttft_p95_ms"),
@@ -103,6 +105,10 @@ def test_update_with_if_match(client: TestClient, team: dict[str, str]) -> None:
     assert stale.status_code == 409
     cleared = ok(client.patch("/v1/deployments/chat", json={"constraints": {"max_replicas": None}}, headers=team))
     assert cleared["constraints"]["max_replicas"] is None
+    limited = ok(client.patch("/v1/deployments/chat", json={"constraints": {"max_spot_pool_share": 0.25}}, headers=team))
+    assert limited["constraints"]["max_spot_pool_share"] == 0.25
+    unlimited = ok(client.patch("/v1/deployments/chat", json={"constraints": {"max_spot_pool_share": None}}, headers=team))
+    assert unlimited["constraints"]["max_spot_pool_share"] is None
     bad = client.patch("/v1/deployments/chat", json={"constraints": {"min_replicas": 9, "max_replicas": 2}},
                        headers=team)
     assert bad.status_code == 422

@@ -92,3 +92,16 @@ def test_no_capacity_makes_a_zone_unusable(app: FastAPI, client: TestClient, tea
         PlanRequest("chat", key="no-capacity")))
     assert plan.ok and all(i.pool not in (AZ2, "g6.xlarge/spot") for i in plan.items), plan  # both in az2
     assert [i.pool for i in plan.items] == [AZ1]  # the cheapest pool that still has capacity
+
+
+def test_a_spot_pool_share_limit_spreads_the_plan(app: FastAPI, client: TestClient, team: dict[str, str]) -> None:
+    ok(client.patch("/v1/deployments/chat", json={"constraints": {"max_spot_pool_share": 0.5}}, headers=team))
+    with transaction(app.state.llmfleet.sessions) as session:
+        row = session.scalar(select(Deployment).where(Deployment.name == "chat"))
+        assert row is not None
+        assert planning.build_snapshot(session, row).deployments[0].constraints.max_spot_pool_share == 0.5
+    plan = asyncio.run(FleetActivities(app.state.llmfleet.sessions).plan_deployment(
+        PlanRequest("chat", key="pool-share")))
+    assert plan.ok, plan.reason
+    # Without the limit one spot-a replica carries it all (test above); with it, no pool carries it alone.
+    assert len({i.pool for i in plan.items}) >= 2, plan.items

@@ -70,7 +70,8 @@ def test_greedy_respects_the_cap_and_verify_catches_a_breach() -> None:
     assert 0 < on_sp1 <= 5.0 + 1e-6
     # All ten on sp1 (with replicas for it) breaks the pool's cap.
     k1 = next(k for k, c in enumerate(problem.candidates) if c.pool == "sp1")
-    assert any(v.startswith("spot_availability") for v in violations(problem, {k1: 4}, {(k1, 0): 10.0}))
+    found = violations(problem, {k1: 4}, {(k1, 0): 10.0})
+    assert any(v.startswith("spot_pool") and "spot_availability 50%" in v for v in found), found
 
 
 def test_an_infeasible_cap_is_named_in_the_diagnosis() -> None:
