@@ -25,27 +25,30 @@ def pool_allowed(deployment: Deployment, pool: Pool) -> bool:
 
 
 def pool_spot_cap(deployment: Deployment, pool: Pool) -> float | None:
-    """The largest share of the deployment's traffic one spot pool may serve: max_spot_share x the pool's
-    spot availability when that is known, and max_spot_pool_share when set; None: only the
-    deployment-wide spot cap applies (and always for on-demand pools)."""
+    """The largest share of the deployment's traffic one spot pool may serve when a rule caps it below
+    max_spot_share: max_spot_share x the pool's spot availability when that is known, and
+    max_spot_pool_share when set (the smaller wins). None: only the deployment-wide spot cap applies (and
+    always for on-demand pools)."""
     if not pool.is_spot:
         return None
     c = deployment.constraints
-    caps = [c.max_spot_share]
+    cap = c.max_spot_share
     if pool.spot_availability is not None:
-        caps.append(c.max_spot_share * pool.spot_availability)
+        cap = min(cap, c.max_spot_share * pool.spot_availability)
     if c.max_spot_pool_share is not None:
-        caps.append(c.max_spot_pool_share)
-    return min(caps) if len(caps) > 1 else None
+        cap = min(cap, c.max_spot_pool_share)
+    return cap if cap < c.max_spot_share else None
 
 
 def spot_cap_rule(deployment: Deployment, pool: Pool) -> str:
     """The rule pool_spot_cap took its cap from, in the words of the settings (for error messages)."""
     c = deployment.constraints
     cap = pool_spot_cap(deployment, pool)
-    if cap is not None and c.max_spot_pool_share is not None and cap == c.max_spot_pool_share:
+    if c.max_spot_pool_share is not None and cap == c.max_spot_pool_share:
         return f"max_spot_pool_share {c.max_spot_pool_share:.0%}"
-    return f"spot_availability {pool.spot_availability or 0.0:.0%} x max_spot_share {c.max_spot_share:.0%}"
+    if cap is not None and pool.spot_availability is not None:
+        return f"spot_availability {pool.spot_availability:.0%} x max_spot_share {c.max_spot_share:.0%}"
+    return f"max_spot_share {c.max_spot_share:.0%}"
 
 
 def variant_allowed(deployment: Deployment, variant: Variant) -> bool:

@@ -51,7 +51,7 @@ def test_the_tightest_of_the_spot_rules_wins() -> None:
     assert pool_spot_cap(d, sp2) == pytest.approx(0.3)  # max_spot_pool_share
     assert pool_spot_cap(d, od) is None  # on-demand pools are not capped
     capped = replace(d, constraints=replace(d.constraints, max_spot_share=0.25))
-    assert pool_spot_cap(capped, sp2) == pytest.approx(0.25)  # never above the deployment's spot share
+    assert pool_spot_cap(capped, sp2) is None  # no tighter than the deployment's spot share: that one applies
 
 
 def test_greedy_respects_the_limit_and_verify_names_it() -> None:
