@@ -51,11 +51,19 @@ class Decision:
     reason: str
 
 
-def forecast(previous: float | None, observed: float, policy: AutoscalePolicy) -> float:
+def forecast(previous: float | None, observed: float, policy: AutoscalePolicy, intervals: float = 1.0) -> float:
+    """The next forecast from the last one and an observation covering `intervals` control intervals.
+
+    The alphas are per control interval: an observation over n intervals weighs what n observations in a
+    row would, 1 - (1 - alpha)^n (so a plan made once an hour forgets an old peak as fast, in hours, as
+    the autoscaler does)."""
+    if intervals <= 0:
+        raise ValueError("intervals must be > 0")
     if previous is None:
         return observed
     alpha = policy.up_alpha if observed > previous else policy.down_alpha
-    return alpha * observed + (1 - alpha) * previous
+    weight = alpha if intervals == 1 else 1.0 - (1.0 - alpha) ** intervals
+    return weight * observed + (1 - weight) * previous
 
 
 def bounds(policy: AutoscalePolicy) -> tuple[int, int | None]:

@@ -238,7 +238,7 @@ class Llmfleet(Policy):
         churn penalty against what runs now, is applied."""
         ctx = self.ctx
         observed = ctx.traffic.peak_minute_rps(view.step - ctx.replan_steps, view.step)
-        self.forecast = self._forecast(self.forecast, observed)
+        self.forecast = self._forecast(self.forecast, observed, ctx.replan_steps / ctx.control_steps)
         self.last_plan = view.now
         now = self._mine(None, view)
         options = [t for t in (self._plan_fleet(view), self._plan_each(view)) if t is not None]
@@ -349,11 +349,12 @@ class Llmfleet(Policy):
             changed = True
         return dict(self.target) if changed else None
 
-    def _forecast(self, previous: np.ndarray | None, observed: np.ndarray) -> np.ndarray:
+    def _forecast(self, previous: np.ndarray | None, observed: np.ndarray, intervals: float = 1.0) -> np.ndarray:
+        """The autoscaler's forecast per slice, for an observation over `intervals` control intervals."""
         policy = self._policy(0)
         return np.array(
             [
-                forecast(None if previous is None else float(previous[i]), float(o), policy)
+                forecast(None if previous is None else float(previous[i]), float(o), policy, intervals)
                 for i, o in enumerate(observed)
             ]
         )

@@ -129,3 +129,25 @@ def test_llmfleet_replans_a_deployment_whose_replicas_cannot_start(tmp_path: Pat
     target = policy.decide(view)
     assert target is not None
     assert sum(n for k, n in target.items() if k[2] != "us-od") >= 1, target
+
+
+def test_llmfleet_plans_forget_an_old_peak_as_fast_as_the_autoscaler(tmp_path: Path) -> None:
+    """The hourly plan's forecast applies the autoscaler's per-minute alphas compounded over the hour: an
+    old peak far above the last hour's busiest minute is all but forgotten at the next plan (applying
+    the per-minute down-alpha once per hour would keep 80% of it)."""
+    from scheduler.fleet_sim.policies import View
+    from scheduler.fleet_sim.runner import prepare
+
+    sim = parse_sim_scenario(trace_scenario(), base_dir=tmp_path, name="tiny")
+    ctx, _ = prepare(sim, 2.0, 0)
+    policy = Llmfleet(ctx)
+    step = ctx.replan_steps  # the second plan of the day
+    observed = ctx.traffic.peak_minute_rps(0, step)
+    intervals = ctx.replan_steps / ctx.control_steps
+    assert intervals >= 30 and observed.max() > 0
+    policy.forecast = observed + 100.0  # an old peak
+    policy.target = {("chat", "bf16", "us-od", 1): 2}
+    policy.decide(View(float(step * ctx.traffic.step_s), step, {}, frozenset(), False))
+    assert policy.forecast is not None
+    np.testing.assert_allclose(policy.forecast, observed + 100.0 * 0.8**intervals)  # down_alpha 0.2 per minute
+    assert (policy.forecast < observed + 1.0).all()

@@ -31,6 +31,17 @@ def test_forecast_is_asymmetric() -> None:
     assert forecast(0.0, 10.0, POLICY) == pytest.approx(8.0)  # fast up
 
 
+def test_an_observation_over_n_intervals_weighs_as_n_in_a_row() -> None:
+    one_by_one = 10.0
+    for _ in range(3):
+        one_by_one = forecast(one_by_one, 0.0, POLICY)
+    assert forecast(10.0, 0.0, POLICY, intervals=3) == pytest.approx(one_by_one)  # 10 x 0.8^3
+    # An hour of one-minute intervals forgets an old peak almost entirely.
+    assert forecast(10.0, 2.0, POLICY, intervals=60) == pytest.approx(2.0, abs=1e-4)
+    with pytest.raises(ValueError, match="intervals"):
+        forecast(10.0, 2.0, POLICY, intervals=0)
+
+
 def test_bounds_and_budget() -> None:
     budget = AutoscalePolicy(min_replicas=2, max_replicas=10, budget_per_hour=3.0, price_per_replica_hour=1.0)
     assert bounds(budget) == (2, 3)
