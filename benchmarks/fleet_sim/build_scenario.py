@@ -16,6 +16,16 @@ import yaml
 
 from benchmarks.scenarios.build import MODELS, pools_for, regions_block, trace
 
+# No spot pool (an instance type in one zone) carries more than this part of a deployment's spot share, so
+# one reclaim never takes all of it. Measured on seeds 0-3 (docs/benchmarks/fleet_sim.md): without it
+# seed 0 sits on the 99% attainment line; at 0.75 all four seeds hold 99.5% for 2-7% more; 0.5 costs 6-13%.
+SPOT_POOL_SHARE = 0.75
+
+
+def spot_rules(max_spot_share: float) -> dict[str, float]:
+    return {"max_spot_share": max_spot_share, "max_spot_pool_share": round(SPOT_POOL_SHARE * max_spot_share, 4)}
+
+
 OUT = Path(__file__).resolve().parents[1] / "scenarios" / "day-3-regions.yaml"
 REGIONS = {("aws", "us-east-1"), ("aws", "eu-central-1"), ("aws", "ap-northeast-1")}
 CLIENTS = ["clients-us-east", "clients-eu", "clients-ap"]
@@ -66,7 +76,7 @@ def scenario() -> dict[str, Any]:
                 "demand": trace("conv", 20, {"clients-us-east": 0.5, "clients-eu": 0.3, "clients-ap": 0.2}),
                 "min_replicas": 2,
                 "spread": True,
-                "max_spot_share": 0.5,
+                **spot_rules(0.5),
                 "max_quality_drop": 0.5,
             },
             {
@@ -76,7 +86,7 @@ def scenario() -> dict[str, Any]:
                 "demand": trace("code", 20, {"clients-us-east": 0.6, "clients-eu": 0.4}),
                 "min_replicas": 2,
                 "spread": True,
-                "max_spot_share": 0.3,
+                **spot_rules(0.3),
                 "max_quality_drop": 0.25,
             },
             {
@@ -86,7 +96,7 @@ def scenario() -> dict[str, Any]:
                 "demand": trace("conv", 5, {"clients-us-east": 0.5, "clients-eu": 0.3, "clients-ap": 0.2}),
                 "min_replicas": 2,
                 "spread": True,
-                "max_spot_share": 0.5,
+                **spot_rules(0.5),
                 "max_quality_drop": 0.5,
             },
             {
@@ -103,7 +113,7 @@ def scenario() -> dict[str, Any]:
                     {"client_region": "clients-eu", "rps": 3, "prompt_tokens": 3000, "output_tokens": 250},
                 ],
                 "min_replicas": 1,
-                "max_spot_share": 1.0,
+                **spot_rules(1.0),
                 "max_quality_drop": 0.25,
             },
         ],
