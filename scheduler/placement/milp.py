@@ -174,7 +174,7 @@ def build_model(
                 0.0,
             )
         # A spot pool that serves only part of the time may carry only that part of the spot share, and
-        # no spot pool more than one preemption may take away (max_spot_pool_share).
+        # none more than max_spot_pool_share (what one reclaim of the pool may take away at once).
         cap = pool_spot_cap(d_, pool)
         if terms and cap is not None and cap < 1.0 and dep_total[dep] > 0:
             add("spot_pool", (dep, pid), pulp.LpAffineExpression(terms), pulp.LpConstraintLE, cap * dep_total[dep])

@@ -102,8 +102,8 @@ class Constraints:
     spread: bool = False  # replicas in at least two failure domains
     max_spot_share: float = 1.0  # of the deployment's traffic that spot pools may serve
     # Of the deployment's traffic, the most one spot pool may serve: a pool is one instance type in one
-    # zone, which a cloud reclaims together, so this is what one preemption can take at once. None: no
-    # per-pool limit (1 - headroom lets the other replicas absorb the loss at their SLO capacity).
+    # zone, which a cloud reclaims together, so this bounds what one reclaim can take at once. None: no
+    # per-pool limit.
     max_spot_pool_share: float | None = None
     max_quality_drop: float | None = None  # every variant used must have quality_delta <= this
     allowed_regions: frozenset[str] | None = None
