@@ -18,7 +18,8 @@ from benchmarks.scenarios.build import MODELS, pools_for, regions_block, trace
 
 # No spot pool (an instance type in one zone) carries more than this part of a deployment's spot share, so
 # one reclaim never takes all of it. Measured on seeds 0-3 (docs/benchmarks/fleet_sim.md): without it
-# seed 0 sits on the 99% attainment line; at 0.75 all four seeds hold 99.5% for 2-7% more; 0.5 costs 6-13%.
+# seed 0 sits on the 99% attainment line; at 0.75 the four seeds reach 99.49-99.79% for 2-7% more; 0.5 costs
+# 6-13% more.
 SPOT_POOL_SHARE = 0.75
 
 
