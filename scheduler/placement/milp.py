@@ -141,9 +141,8 @@ def build_model(
         pool = snap.pool_by_id[pid]
         d_ = snap.deployment_by_name[dep]
         c = d_.constraints
-        share = pool_spot_cap(d_, pool)
-        if share is None:
-            share = c.max_spot_share if pool.is_spot else 1.0
+        cap = pool_spot_cap(d_, pool)  # below max_spot_share when set
+        share = cap if cap is not None else c.max_spot_share if pool.is_spot else 1.0
         limit = dep_total[dep] * share
         reach = 0.0  # the most one instance could carry for d
         terms: list[tuple[pulp.LpVariable, float]] = []
@@ -175,8 +174,7 @@ def build_model(
             )
         # A spot pool that serves only part of the time may carry only that part of the spot share, and
         # none more than max_spot_pool_share (what one reclaim of the pool may take away at once).
-        cap = pool_spot_cap(d_, pool)
-        if terms and cap is not None and cap < 1.0 and dep_total[dep] > 0:
+        if terms and cap is not None and dep_total[dep] > 0:
             add("spot_pool", (dep, pid), pulp.LpAffineExpression(terms), pulp.LpConstraintLE, cap * dep_total[dep])
     # --- packing and quotas
     for pid, ks in pools_used.items():

@@ -16,17 +16,18 @@ from scheduler.placement.greedy import greedy_plan
 from scheduler.placement.problem import compile_problem
 from scheduler.placement.verify import violations
 from scheduler.scenario import ScenarioError, parse_scenario
-from tests.unit.scheduler.test_placement_milp import EAST, OPTS, WEST, counts, dep, option, pool
+from tests.unit.scheduler.test_placement_milp import EAST, OPTS, WEST, counts, option
 from tests.unit.scheduler.test_scenario import minimal
+from tests.unit.scheduler.test_spot_availability import fleet as availability_fleet
 from tests.unit.scheduler.test_spot_availability import routed, spot
 
 
 def fleet(pool_share: float | None, sp1: float | None = None) -> tuple[Snapshot, CandidateTable]:
-    pools = (pool("od", price=2.0), spot("sp1", 0.5, sp1), spot("sp2", 0.6, zone="z2"))
-    d = dep(min_replicas=0)
+    """test_spot_availability's fleet (on-demand od, spot sp1 and sp2), with the per-pool limit set."""
+    snap, table = availability_fleet(sp1)
+    d = snap.deployments[0]
     d = replace(d, constraints=replace(d.constraints, max_spot_pool_share=pool_share))
-    table = CandidateTable(tuple(option("d", p.id, rps=3.0) for p in pools))
-    return Snapshot((EAST, WEST), pools, (d,), headroom=1.0), table
+    return replace(snap, deployments=(d,)), table
 
 
 def test_without_the_limit_one_spot_pool_takes_everything() -> None:
